@@ -1,0 +1,436 @@
+"""The ``flask db`` command group.
+
+It parses options, calls :mod:`flask_migrate.operations`, prints the result and
+turns failures into one line ``Error: <message>`` on standard error with exit
+status 1. It is the only part of the package that exits. Alembic is imported
+only when a command runs, so ``flask --help`` and the application's own
+commands do not pay for it.
+
+Every option of the group can also be set through the environment with
+Flask's ``FLASK_`` prefix: ``FLASK_DB_DIRECTORY``, ``FLASK_DB_X_ARG`` and
+``FLASK_DB_TRACEBACK`` (the group's name replaces ``DB`` when ``Migrate`` was
+given another ``command``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import typing as t
+
+import click
+from flask import g
+from flask.cli import AppGroup, with_appcontext
+
+from . import _render
+
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
+
+_directory_option = click.option(
+    "-d",
+    "--directory",
+    default=None,
+    help='Migration script directory (default is "migrations")',
+)
+_x_arg_option = click.option(
+    "-x",
+    "--x-arg",
+    multiple=True,
+    help="Additional arguments consumed by custom env.py scripts",
+)
+_sql_option = click.option(
+    "--sql",
+    is_flag=True,
+    help="Don't emit SQL to database - dump to standard output instead",
+)
+_tag_option = click.option(
+    "--tag",
+    default=None,
+    help='Arbitrary "tag" name - can be used by custom env.py scripts',
+)
+_verbose_option = click.option(
+    "-v", "--verbose", is_flag=True, help="Use more verbose output"
+)
+_rev_id_option = click.option(
+    "--rev-id",
+    default=None,
+    help="Specify a hardcoded revision id instead of generating one",
+)
+_branch_label_option = click.option(
+    "--branch-label",
+    default=None,
+    help="Specify a branch label to apply to the new revision",
+)
+
+
+def _fail(message: str) -> t.NoReturn:
+    """Print one line ``Error: ...`` on stderr and exit with status 1."""
+    first = " ".join(message.split()) or "unknown error"
+    click.echo(f"Error: {first}", err=True)
+    sys.exit(1)
+
+
+def _handle_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
+    """Turn a failure into one ``Error:`` line, unless tracebacks were asked for."""
+
+    @functools.wraps(f)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return f(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - this is the CLI's last line
+            if getattr(g, "migrate_traceback", False):
+                raise
+            from alembic.util import CommandError
+
+            from .operations import _secrets
+            from .errors import scrub
+
+            if isinstance(exc, CommandError):
+                message = str(exc)
+            else:
+                # Not an error we anticipated (often a bug in env.py or in a
+                # revision): name it, and say how to see where it happened.
+                message = (
+                    f"{type(exc).__name__}: {exc} "
+                    "(set FLASK_DB_TRACEBACK=1 to see the traceback)"
+                )
+            _fail(scrub(message, _secrets()))
+
+    return wrapper
+
+
+@click.group(cls=AppGroup)
+@_directory_option
+@_x_arg_option
+@click.option(
+    "--traceback",
+    is_flag=True,
+    help="Show the full traceback of an error instead of one line.",
+)
+@with_appcontext
+def db(directory: str | None, x_arg: tuple[str, ...], traceback: bool) -> None:
+    """Perform database migrations."""
+    # picked up by Migrate.get_config() and by the commands below
+    g.directory = directory
+    g.x_arg = x_arg
+    g.migrate_traceback = traceback
+
+
+def _dir(directory: str | None) -> str | None:
+    return directory or getattr(g, "directory", None)
+
+
+@db.command()
+@_handle_errors
+def list_templates() -> None:
+    """List available templates."""
+    from . import operations
+
+    for line in _render.templates(operations.list_templates()):
+        click.echo(line)
+
+
+@db.command()
+@_directory_option
+@click.option("--multidb", is_flag=True, help="Support multiple databases")
+@click.option(
+    "-t",
+    "--template",
+    default=None,
+    help='Repository template to use (default is "flask"), a name or a path',
+)
+@click.option(
+    "--package",
+    is_flag=True,
+    help="Write empty __init__.py files to the environment and version locations",
+)
+@_handle_errors
+def init(directory: str | None, multidb: bool, template: str | None, package: bool) -> None:
+    """Creates a new migration repository."""
+    from . import operations
+
+    operations.init(_dir(directory), multidb, template, package, quiet=False)
+
+
+def _revision_options(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    for option in reversed(
+        [
+            _directory_option,
+            click.option("-m", "--message", default=None, help="Revision message"),
+            _sql_option,
+            click.option(
+                "--head",
+                default="head",
+                help="Specify head revision or <branchname>@head to base new revision on",
+            ),
+            click.option(
+                "--splice",
+                is_flag=True,
+                help='Allow a non-head revision as the "head" to splice onto',
+            ),
+            _branch_label_option,
+            click.option(
+                "--version-path",
+                default=None,
+                help="Specify specific path from config for version file",
+            ),
+            _rev_id_option,
+            _x_arg_option,
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+@db.command()
+@_revision_options
+@click.option(
+    "--autogenerate",
+    is_flag=True,
+    help="Populate revision script with candidate migration operations, "
+    "based on comparison of database to model",
+)
+@_handle_errors
+def revision(
+    directory: str | None,
+    message: str | None,
+    sql: bool,
+    head: str,
+    splice: bool,
+    branch_label: str | None,
+    version_path: str | None,
+    rev_id: str | None,
+    x_arg: tuple[str, ...],
+    autogenerate: bool,
+) -> None:
+    """Create a new revision file."""
+    from . import operations
+
+    script = operations.revision(
+        _dir(directory), message, autogenerate, sql, head, splice, branch_label,
+        version_path, rev_id, x_arg, quiet=False,
+    )
+    if script is None and autogenerate:
+        click.echo("No changes in schema detected.")
+
+
+@db.command()
+@_revision_options
+@_handle_errors
+def migrate(
+    directory: str | None,
+    message: str | None,
+    sql: bool,
+    head: str,
+    splice: bool,
+    branch_label: str | None,
+    version_path: str | None,
+    rev_id: str | None,
+    x_arg: tuple[str, ...],
+) -> None:
+    """Autogenerate a new revision file (Alias for 'revision --autogenerate')"""
+    from . import operations
+
+    script = operations.migrate(
+        _dir(directory), message, sql, head, splice, branch_label, version_path,
+        rev_id, x_arg, quiet=False,
+    )
+    if script is None:
+        click.echo("No changes in schema detected.")
+
+
+@db.command()
+@_directory_option
+@_x_arg_option
+@click.argument("revision", default="head")
+@_handle_errors
+def edit(directory: str | None, x_arg: tuple[str, ...], revision: str) -> None:
+    """Edit a revision file"""
+    from . import operations
+
+    operations.edit(_dir(directory), revision, x_arg)
+
+
+@db.command()
+@_directory_option
+@click.option("-m", "--message", default=None, help="Merge revision message")
+@_branch_label_option
+@_rev_id_option
+@_x_arg_option
+@click.argument("revisions", nargs=-1)
+@_handle_errors
+def merge(
+    directory: str | None,
+    message: str | None,
+    branch_label: str | None,
+    rev_id: str | None,
+    x_arg: tuple[str, ...],
+    revisions: tuple[str, ...],
+) -> None:
+    """Merge two revisions together, creating a new revision file"""
+    from . import operations
+
+    operations.merge(
+        _dir(directory), revisions, message, branch_label, rev_id, x_arg, quiet=False
+    )
+
+
+@db.command()
+@_directory_option
+@_sql_option
+@_tag_option
+@_x_arg_option
+@click.argument("revision", default="head")
+@_handle_errors
+def upgrade(
+    directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], revision: str
+) -> None:
+    """Upgrade to a later version"""
+    from . import operations
+
+    operations.upgrade(_dir(directory), revision, sql, tag, x_arg, quiet=False)
+
+
+@db.command()
+@_directory_option
+@_sql_option
+@_tag_option
+@_x_arg_option
+@click.argument("revision", default="-1")
+@_handle_errors
+def downgrade(
+    directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], revision: str
+) -> None:
+    """Revert to a previous version"""
+    from . import operations
+
+    operations.downgrade(_dir(directory), revision, sql, tag, x_arg, quiet=False)
+
+
+@db.command()
+@_directory_option
+@_x_arg_option
+@click.argument("revision", default="head")
+@_handle_errors
+def show(directory: str | None, x_arg: tuple[str, ...], revision: str) -> None:
+    """Show the revision denoted by the given symbol."""
+    from . import operations
+
+    for line in _render.show(operations.show(_dir(directory), revision, x_arg)):
+        click.echo(line)
+
+
+@db.command()
+@_directory_option
+@click.option(
+    "-r", "--rev-range", default=None,
+    help="Specify a revision range; format is [start]:[end]",
+)
+@_verbose_option
+@click.option(
+    "-i", "--indicate-current", is_flag=True, help="Indicate current version",
+)
+@_x_arg_option
+@_handle_errors
+def history(
+    directory: str | None,
+    rev_range: str | None,
+    verbose: bool,
+    indicate_current: bool,
+    x_arg: tuple[str, ...],
+) -> None:
+    """List changeset scripts in chronological order."""
+    from . import operations
+
+    result = operations.history(
+        _dir(directory), rev_range, verbose, indicate_current, x_arg
+    )
+    for line in _render.history(result, verbose):
+        click.echo(line)
+
+
+@db.command()
+@_directory_option
+@_verbose_option
+@click.option(
+    "--resolve-dependencies", is_flag=True,
+    help="Treat dependency versions as down revisions",
+)
+@_x_arg_option
+@_handle_errors
+def heads(
+    directory: str | None, verbose: bool, resolve_dependencies: bool, x_arg: tuple[str, ...]
+) -> None:
+    """Show current available heads in the script directory"""
+    from . import operations
+
+    scripts = operations.heads(_dir(directory), verbose, resolve_dependencies, x_arg)
+    for line in _render.heads(scripts, verbose):
+        click.echo(line)
+
+
+@db.command()
+@_directory_option
+@_verbose_option
+@_x_arg_option
+@_handle_errors
+def branches(directory: str | None, verbose: bool, x_arg: tuple[str, ...]) -> None:
+    """Show current branch points"""
+    from . import operations
+
+    for line in _render.branches(operations.branches(_dir(directory), verbose, x_arg), verbose):
+        click.echo(line)
+
+
+@db.command()
+@_directory_option
+@_verbose_option
+@_x_arg_option
+@_handle_errors
+def current(directory: str | None, verbose: bool, x_arg: tuple[str, ...]) -> None:
+    """Display the current revision for each database."""
+    from . import operations
+
+    for line in _render.current(operations.current(_dir(directory), verbose, x_arg), verbose):
+        click.echo(line)
+
+
+@db.command()
+@_directory_option
+@_sql_option
+@_tag_option
+@click.option(
+    "--purge", is_flag=True,
+    help="Delete the version in the alembic_version table before stamping",
+)
+@_x_arg_option
+@click.argument("revision", default="head")
+@_handle_errors
+def stamp(
+    directory: str | None,
+    sql: bool,
+    tag: str | None,
+    purge: bool,
+    x_arg: tuple[str, ...],
+    revision: str,
+) -> None:
+    """'stamp' the revision table with the given revision; don't run any
+    migrations"""
+    from . import operations
+
+    operations.stamp(_dir(directory), revision, sql, tag, purge, x_arg, quiet=False)
+
+
+@db.command()
+@_directory_option
+@_x_arg_option
+@_handle_errors
+def check(directory: str | None, x_arg: tuple[str, ...]) -> None:
+    """Check if there are any new operations to migrate"""
+    from . import operations
+
+    operations.check(_dir(directory), x_arg)
+    click.echo("No new upgrade operations detected.")

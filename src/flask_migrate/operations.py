@@ -1,0 +1,749 @@
+"""One function per migration operation, for programs that embed migrations.
+
+These are the functions behind both the ``flask db`` commands and the
+Flask-Migrate-compatible functions exported by :mod:`flask_migrate`. They take
+the same parameters as those, but:
+
+* they **return data** (scripts, applied steps, current revisions) instead of
+  printing it;
+* they **raise** :class:`~flask_migrate.errors.MigrateError` (a subclass of
+  Alembic's ``CommandError``) instead of logging and exiting;
+* Alembic's own progress messages ("Generating ...", "Creating directory ...")
+  are silenced unless ``quiet=False``; SQL produced in ``sql=True`` mode goes
+  to ``output`` (standard output by default), since the SQL is the product.
+
+They must run inside an application context of an app that has a
+:class:`~flask_migrate.Migrate` extension, like the original functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
+from flask import current_app
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from .config import Config
+from .errors import (
+    DatabaseError,
+    DirectoryNotEmpty,
+    MigrateError,
+    NoMigrationsFolder,
+    PendingChanges,
+    TemplateNotFound,
+    scrub,
+)
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from alembic.runtime.migration import MigrationContext, MigrationInfo
+
+    from .extension import _MigrateConfig
+
+__all__ = [
+    "BranchPoint",
+    "CurrentRevisions",
+    "History",
+    "Step",
+    "TemplateInfo",
+    "branches",
+    "check",
+    "current",
+    "downgrade",
+    "edit",
+    "heads",
+    "history",
+    "init",
+    "list_templates",
+    "merge",
+    "migrate",
+    "revision",
+    "show",
+    "stamp",
+    "upgrade",
+]
+
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """A migrations-folder template that ``init`` can use."""
+
+    name: str
+    synopsis: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step that ``upgrade``, ``downgrade`` or ``stamp`` applied."""
+
+    #: ``"upgrade"``, ``"downgrade"`` or ``"stamp"``.
+    direction: str
+    #: The revisions the database was at before the step.
+    source: tuple[str, ...]
+    #: The revisions the database is at after the step.
+    destination: tuple[str, ...]
+    #: The revision whose ``upgrade()``/``downgrade()`` ran (``None`` for a stamp to base).
+    revision: str | None
+    #: The first line of that revision's message.
+    message: str | None
+    #: The database, as a URL with the password hidden.
+    database: str
+
+
+@dataclass(frozen=True)
+class CurrentRevisions:
+    """The revisions a database is at (``current``)."""
+
+    #: The database, as a URL with the password hidden.
+    database: str
+    #: The revision ids in its version table; empty when it is at base.
+    revisions: tuple[str, ...]
+    #: The scripts of those revisions, when the migrations folder knows them.
+    scripts: tuple[Script, ...]
+
+
+@dataclass(frozen=True)
+class BranchPoint:
+    """A revision that more than one revision builds on (``branches``)."""
+
+    script: Script
+    #: The revisions that build on it.
+    children: tuple[Script, ...]
+
+
+@dataclass(frozen=True)
+class History:
+    """The result of ``history``."""
+
+    #: The revision scripts, newest first.
+    scripts: tuple[Script, ...]
+    #: The database's current revisions, when asked for (``indicate_current``).
+    current: tuple[str, ...] | None = None
+
+
+def _state() -> _MigrateConfig:
+    try:
+        return t.cast("_MigrateConfig", current_app.extensions["migrate"])
+    except KeyError:
+        raise MigrateError(
+            "This application has no Flask-Migrate extension. "
+            "Create it with 'Migrate(app, db)' where the app is defined."
+        ) from None
+
+
+def _secrets() -> list[str]:
+    """The passwords of the application's databases, for scrubbing messages."""
+    try:
+        engines = getattr(_state().db, "engines", None) or {}
+        return [
+            e.url.password for e in engines.values() if e.url.password
+        ]
+    except Exception:  # noqa: BLE001 - scrubbing must never itself fail
+        return []
+
+
+def _describe_db_error(exc: SQLAlchemyError) -> str:
+    """The first useful line of a driver error, without SQL or parameters."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else str(exc)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first or type(exc).__name__
+
+
+def _translate_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
+    """Turn the failures a user can cause into :class:`MigrateError` subclasses.
+
+    Messages are scrubbed of database passwords on the way.
+    """
+
+    @functools.wraps(f)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return f(*args, **kwargs)
+        except MigrateError as exc:
+            exc.args = (scrub(str(exc), _secrets()),)
+            raise
+        except CommandError as exc:
+            raise MigrateError(scrub(str(exc), _secrets())) from exc
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise DatabaseError(
+                "Invalid database URL or driver: "
+                + scrub(_describe_db_error(exc), _secrets())
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise DatabaseError(
+                "Database error: " + scrub(_describe_db_error(exc), _secrets())
+            ) from exc
+
+    return wrapper
+
+
+def _get_config(
+    directory: str | os.PathLike[str] | None,
+    *,
+    x_arg: str | t.Sequence[str] | None = None,
+    opts: t.Iterable[str] | None = None,
+    quiet: bool = True,
+    output: t.TextIO | None = None,
+) -> Config:
+    config = _state().migrate.get_config(directory, x_arg=x_arg, opts=opts)
+    config.cmd_opts.quiet = quiet  # type: ignore[union-attr]
+    if output is not None:
+        config.output_buffer = output
+    return config
+
+
+def _script_directory(config: Config) -> ScriptDirectory:
+    """The script directory, or a clear error when the folder is not usable."""
+    location = config.get_main_option("script_location") or "migrations"
+    path = Path(location)
+    if not path.is_dir():
+        raise NoMigrationsFolder(location)
+    if not (path / "env.py").is_file():
+        raise NoMigrationsFolder(location, "env.py")
+    script = ScriptDirectory.from_config(config)
+    for version_location in script._version_locations:
+        if not Path(version_location).is_dir():
+            raise NoMigrationsFolder(location, "versions/ folder")
+    return script
+
+
+def _run_env(
+    config: Config,
+    script: ScriptDirectory,
+    fn: t.Callable[[t.Any, MigrationContext], t.Iterable[t.Any]],
+    **env_kwargs: t.Any,
+) -> None:
+    with EnvironmentContext(config, script, fn=fn, **env_kwargs):
+        script.run_env()
+
+
+def _database_label(context: MigrationContext) -> str:
+    connection = context.connection
+    if connection is not None:
+        return connection.engine.url.render_as_string(hide_password=True)
+    url = context.opts.get("url")
+    if url is not None:
+        return make_url(url).render_as_string(hide_password=True)
+    return context.dialect.name
+
+
+class _StepRecorder:
+    """Collects the steps Alembic applies, via ``on_version_apply``."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+
+    def __call__(
+        self,
+        *,
+        ctx: MigrationContext,
+        step: MigrationInfo,
+        heads: set[str],
+        run_args: dict[str, t.Any],
+    ) -> None:
+        if step.is_stamp:
+            direction = "stamp"
+        else:
+            direction = "upgrade" if step.is_upgrade else "downgrade"
+        script = step.up_revision
+        message = None
+        if script is not None and script.doc:
+            message = script.doc.splitlines()[0] if script.doc else None
+        self.steps.append(
+            Step(
+                direction=direction,
+                source=tuple(step.source_revision_ids),
+                destination=tuple(step.destination_revision_ids),
+                revision=step.up_revision_id,
+                message=message,
+                database=_database_label(ctx),
+            )
+        )
+
+
+def _run_with_steps(
+    config: Config,
+    script: ScriptDirectory,
+    fn: t.Callable[[t.Any, MigrationContext], t.Iterable[t.Any]],
+    **env_kwargs: t.Any,
+) -> list[Step]:
+    """Run ``env.py`` with ``fn``, returning the steps it applied."""
+    recorder = _StepRecorder()
+    state = _state()
+    user_hooks = state._configure_args.get("on_version_apply") or ()
+    if callable(user_hooks):
+        user_hooks = (user_hooks,)
+    with state.run_configure_args(on_version_apply=(*user_hooks, recorder)):
+        _run_env(config, script, fn, **env_kwargs)
+    return recorder.steps
+
+
+# -- templates and init ------------------------------------------------------
+
+
+def list_templates() -> list[TemplateInfo]:
+    """The templates shipped with Flask-Migrate, sorted by name."""
+    root = Path(Config().get_template_directory())
+    templates = []
+    for path in sorted(root.iterdir()):
+        readme = path / "README"
+        if not readme.is_file():
+            continue
+        with readme.open(encoding="utf-8") as f:
+            synopsis = f.readline().strip()
+        templates.append(TemplateInfo(path.name, synopsis, path))
+    return templates
+
+
+@_translate_errors
+def init(
+    directory: str | os.PathLike[str] | None = None,
+    multidb: bool = False,
+    template: str | None = None,
+    package: bool = False,
+    *,
+    quiet: bool = True,
+) -> Path:
+    """Create a migrations folder; returns its path.
+
+    ``template`` is a template name (see :func:`list_templates`) or the path of
+    a template folder of your own.
+    """
+    state = _state()
+    directory = str(state.directory if directory is None else directory)
+    template_directory = None
+    if template is not None and ("/" in template or "\\" in template):
+        template_directory, template = os.path.split(template.rstrip("/\\"))
+    if template is None:
+        template = "flask-multidb" if multidb else "flask"
+    config = Config(template_directory=template_directory)
+    config.set_main_option("script_location", directory.replace("%", "%%"))
+    config.config_file_name = os.path.join(directory, "alembic.ini")
+    config.cmd_opts = argparse.Namespace(quiet=quiet)
+    config = state.migrate.call_configure_callbacks(config)
+
+    template_path = Path(config.get_template_directory()) / template
+    if not template_path.is_dir():
+        if template_directory is None:
+            raise TemplateNotFound(template, (i.name for i in list_templates()))
+        raise MigrateError(f"No template folder at {str(template_path)!r}.")
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise DirectoryNotEmpty(directory)
+    command.init(config, directory, template=template, package=package)
+    return target
+
+
+# -- creating revisions -------------------------------------------------------
+
+
+def _drop_empty_autogenerate(
+    context: MigrationContext, revision: t.Any, directives: list[t.Any]
+) -> None:
+    """Write no file when autogenerate found nothing, in any database."""
+    if not directives:
+        return  # env.py's own hook already dropped it
+    script = directives[0]
+    if all(ops.is_empty() for ops in script.upgrade_ops_list):
+        directives[:] = []
+
+
+@_translate_errors
+def revision(
+    directory: str | os.PathLike[str] | None = None,
+    message: str | None = None,
+    autogenerate: bool = False,
+    sql: bool = False,
+    head: str = "head",
+    splice: bool = False,
+    branch_label: str | None = None,
+    version_path: str | None = None,
+    rev_id: str | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+) -> Script | None:
+    """Create a revision file; returns its script (``None`` if nothing was written).
+
+    With ``autogenerate``, no file is written when the models and the database
+    already agree.
+    """
+    opts = ["autogenerate"] if autogenerate else None
+    config = _get_config(directory, x_arg=x_arg, opts=opts, quiet=quiet)
+    _script_directory(config)
+    result = command.revision(
+        config,
+        message,
+        autogenerate=autogenerate,
+        sql=sql,
+        head=head,
+        splice=splice,
+        branch_label=branch_label,
+        version_path=version_path,
+        rev_id=rev_id,
+        process_revision_directives=(
+            _drop_empty_autogenerate if autogenerate else None
+        ),
+    )
+    if isinstance(result, list):
+        scripts = [s for s in result if s is not None]
+        return scripts[0] if scripts else None
+    return result
+
+
+def migrate(
+    directory: str | os.PathLike[str] | None = None,
+    message: str | None = None,
+    sql: bool = False,
+    head: str = "head",
+    splice: bool = False,
+    branch_label: str | None = None,
+    version_path: str | None = None,
+    rev_id: str | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+) -> Script | None:
+    """``revision`` with ``autogenerate``; returns ``None`` when nothing changed."""
+    return revision(
+        directory,
+        message,
+        autogenerate=True,
+        sql=sql,
+        head=head,
+        splice=splice,
+        branch_label=branch_label,
+        version_path=version_path,
+        rev_id=rev_id,
+        x_arg=x_arg,
+        quiet=quiet,
+    )
+
+
+@_translate_errors
+def merge(
+    directory: str | os.PathLike[str] | None = None,
+    revisions: str | t.Sequence[str] = "",
+    message: str | None = None,
+    branch_label: str | None = None,
+    rev_id: str | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+) -> Script:
+    """Create a revision that merges ``revisions`` (e.g. ``"heads"``)."""
+    config = _get_config(directory, x_arg=x_arg, quiet=quiet)
+    _script_directory(config)
+    if isinstance(revisions, str):
+        revisions = revisions.split() if revisions else []
+    if not revisions:
+        raise MigrateError(
+            "Name the revisions to merge, for example 'flask db merge heads'."
+        )
+    script = command.merge(
+        config,
+        list(revisions),
+        message=message,
+        branch_label=branch_label,
+        rev_id=rev_id,
+    )
+    assert script is not None
+    return script
+
+
+@_translate_errors
+def edit(
+    directory: str | os.PathLike[str] | None = None,
+    revision: str = "current",
+    x_arg: str | t.Sequence[str] | None = None,
+) -> list[Path]:
+    """Open the revision's file in ``$EDITOR``; returns the paths opened."""
+    from alembic.util import open_in_editor
+
+    config = _get_config(directory, x_arg=x_arg)
+    script = _script_directory(config)
+    if revision == "current":
+        current_revs: list[str] = []
+
+        def collect(rev: t.Any, context: MigrationContext) -> list[t.Any]:
+            current_revs.extend(context.get_current_heads())
+            return []
+
+        _run_env(config, script, collect, dont_mutate=True)
+        if not current_revs:
+            raise MigrateError("The database is at base: no current revision to edit.")
+        scripts = script.get_revisions(tuple(current_revs))
+    else:
+        scripts = script.get_revisions(revision)
+        if not scripts:
+            raise MigrateError(f"No revision files indicated by symbol {revision!r}.")
+    paths = [Path(sc.path) for sc in scripts if sc is not None]
+    for path in paths:
+        open_in_editor(str(path))
+    return paths
+
+
+# -- applying revisions ---------------------------------------------------------
+
+
+@_translate_errors
+def upgrade(
+    directory: str | os.PathLike[str] | None = None,
+    revision: str = "head",
+    sql: bool = False,
+    tag: str | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+    output: t.TextIO | None = None,
+) -> list[Step]:
+    """Upgrade to ``revision``; returns the steps applied, in order.
+
+    With ``sql=True``, the SQL is written to ``output`` (standard output by
+    default) instead of run; ``revision`` may then be a ``start:end`` range.
+    """
+    config = _get_config(directory, x_arg=x_arg, quiet=quiet, output=output)
+    script = _script_directory(config)
+    starting_rev = None
+    if ":" in revision:
+        if not sql:
+            raise MigrateError(
+                f"A revision range ({revision!r}) needs --sql; "
+                "online upgrades start from the database's current revision."
+            )
+        starting_rev, revision = revision.split(":", 1)
+        starting_rev = starting_rev or None
+
+    def fn(rev: t.Any, context: MigrationContext) -> t.Any:
+        return script._upgrade_revs(revision, rev)
+
+    return _run_with_steps(
+        config, script, fn, as_sql=sql, starting_rev=starting_rev,
+        destination_rev=revision, tag=tag,
+    )
+
+
+@_translate_errors
+def downgrade(
+    directory: str | os.PathLike[str] | None = None,
+    revision: str = "-1",
+    sql: bool = False,
+    tag: str | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+    output: t.TextIO | None = None,
+) -> list[Step]:
+    """Downgrade to ``revision``; returns the steps applied, in order.
+
+    With ``sql=True`` a ``start:end`` range is needed; the default ``-1``
+    then means ``head:-1``.
+    """
+    config = _get_config(directory, x_arg=x_arg, quiet=quiet, output=output)
+    script = _script_directory(config)
+    if sql and revision == "-1":
+        revision = "head:-1"
+    starting_rev = None
+    if ":" in revision:
+        if not sql:
+            raise MigrateError(
+                f"A revision range ({revision!r}) needs --sql; "
+                "online downgrades start from the database's current revision."
+            )
+        starting_rev, revision = revision.split(":", 1)
+    elif sql:
+        raise MigrateError("downgrade with --sql needs a range, <fromrev>:<torev>.")
+
+    def fn(rev: t.Any, context: MigrationContext) -> t.Any:
+        return script._downgrade_revs(revision, rev)
+
+    return _run_with_steps(
+        config, script, fn, as_sql=sql, starting_rev=starting_rev,
+        destination_rev=revision, tag=tag,
+    )
+
+
+@_translate_errors
+def stamp(
+    directory: str | os.PathLike[str] | None = None,
+    revision: str | t.Sequence[str] = "head",
+    sql: bool = False,
+    tag: str | None = None,
+    purge: bool = False,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+    output: t.TextIO | None = None,
+) -> list[Step]:
+    """Set the version table to ``revision`` without running migrations."""
+    config = _get_config(directory, x_arg=x_arg, quiet=quiet, output=output)
+    script = _script_directory(config)
+    targets = [revision] if isinstance(revision, str) else list(revision)
+    starting_rev = None
+    destinations = []
+    for target in targets:
+        if sql and ":" in target:
+            start, target = target.split(":", 1)
+            if starting_rev not in (None, start):
+                raise MigrateError(
+                    "stamp --sql takes a single starting revision at a time."
+                )
+            starting_rev = start
+        destinations.append(target)
+    if purge and sql:
+        raise MigrateError("--purge cannot be combined with --sql.")
+
+    def fn(rev: t.Any, context: MigrationContext) -> t.Any:
+        return script._stamp_revs(tuple(destinations), rev)
+
+    return _run_with_steps(
+        config, script, fn, as_sql=sql, starting_rev=starting_rev,
+        destination_rev=tuple(destinations), tag=tag, purge=purge,
+    )
+
+
+# -- inspecting -------------------------------------------------------------------
+
+
+def _current_heads(config: Config, script: ScriptDirectory) -> list[CurrentRevisions]:
+    found: list[CurrentRevisions] = []
+
+    def collect(rev: t.Any, context: MigrationContext) -> list[t.Any]:
+        heads = tuple(context.get_current_heads())
+        scripts: tuple[Script, ...] = ()
+        if heads:
+            scripts = tuple(
+                sorted(script.get_all_current(heads), key=lambda s: s.revision)
+            )
+        found.append(CurrentRevisions(_database_label(context), heads, scripts))
+        return []
+
+    _run_env(config, script, collect, dont_mutate=True)
+    return found
+
+
+@_translate_errors
+def current(
+    directory: str | os.PathLike[str] | None = None,
+    verbose: bool = False,
+    x_arg: str | t.Sequence[str] | None = None,
+) -> list[CurrentRevisions]:
+    """The current revisions of each database ``env.py`` migrates."""
+    config = _get_config(directory, x_arg=x_arg)
+    script = _script_directory(config)
+    return _current_heads(config, script)
+
+
+@_translate_errors
+def show(
+    directory: str | os.PathLike[str] | None = None,
+    revision: str = "head",
+    x_arg: str | t.Sequence[str] | None = None,
+) -> list[Script]:
+    """The scripts of the revisions ``revision`` names (``current`` included)."""
+    config = _get_config(directory, x_arg=x_arg)
+    script = _script_directory(config)
+    if revision == "current":
+        revs = tuple(r for db in _current_heads(config, script) for r in db.revisions)
+    else:
+        revs = revision  # type: ignore[assignment]
+    return [s for s in script.get_revisions(revs) if s is not None]
+
+
+@_translate_errors
+def history(
+    directory: str | os.PathLike[str] | None = None,
+    rev_range: str | None = None,
+    verbose: bool = False,
+    indicate_current: bool = False,
+    x_arg: str | t.Sequence[str] | None = None,
+) -> History:
+    """The revision scripts, newest first, optionally limited to ``start:end``."""
+    config = _get_config(directory, x_arg=x_arg)
+    script = _script_directory(config)
+    base: t.Any = None
+    head: t.Any = None
+    if rev_range is not None:
+        if ":" not in rev_range:
+            raise MigrateError(
+                "A history range is [start]:[end], [start]: or :[end]."
+            )
+        base, head = rev_range.strip().split(":", 1)
+    currents: tuple[str, ...] | None = None
+    if indicate_current or "current" in (base, head):
+        currents = tuple(
+            r for db in _current_heads(config, script) for r in db.revisions
+        )
+        if base == "current":
+            base = currents
+        if head == "current":
+            head = currents
+    scripts = tuple(script.walk_revisions(base=base or "base", head=head or "heads"))
+    return History(scripts, currents if indicate_current else None)
+
+
+@_translate_errors
+def heads(
+    directory: str | os.PathLike[str] | None = None,
+    verbose: bool = False,
+    resolve_dependencies: bool = False,
+    x_arg: str | t.Sequence[str] | None = None,
+) -> list[Script]:
+    """The head revisions of the migrations folder."""
+    config = _get_config(directory, x_arg=x_arg)
+    script = _script_directory(config)
+    if resolve_dependencies:
+        found = script.get_revisions("heads")
+    else:
+        found = script.get_revisions(script.get_heads())
+    return [s for s in found if s is not None]
+
+
+@_translate_errors
+def branches(
+    directory: str | os.PathLike[str] | None = None,
+    verbose: bool = False,
+    x_arg: str | t.Sequence[str] | None = None,
+) -> list[BranchPoint]:
+    """The revisions that more than one revision builds on (branch points)."""
+    config = _get_config(directory, x_arg=x_arg)
+    script = _script_directory(config)
+    return [
+        BranchPoint(
+            sc,
+            tuple(t.cast(Script, script.get_revision(rev)) for rev in sc.nextrev),
+        )
+        for sc in script.walk_revisions()
+        if sc.is_branch_point
+    ]
+
+
+@_translate_errors
+def check(
+    directory: str | os.PathLike[str] | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+) -> None:
+    """Raise :class:`~flask_migrate.errors.PendingChanges` when the models and
+    the migrated database differ (or the database is not at head)."""
+    from alembic.util import AutogenerateDiffsDetected
+
+    config = _get_config(directory, x_arg=x_arg, opts=["autogenerate"])
+    _script_directory(config)
+    try:
+        command.check(config)
+    except AutogenerateDiffsDetected as exc:
+        raise PendingChanges(list(getattr(exc, "diffs", None) or [])) from exc

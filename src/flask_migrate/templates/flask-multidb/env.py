@@ -1,0 +1,94 @@
+"""Alembic environment: how 'flask db' commands reach the databases.
+
+This file is yours to change. It runs inside the Flask application context
+and migrates the application's default database ("") and every bind of its
+Flask-SQLAlchemy instance, each with its own alembic_version table.
+"""
+import logging
+from logging.config import fileConfig
+
+from alembic import context
+from flask import current_app
+
+config = context.config
+migrate = current_app.extensions["migrate"]
+logger = logging.getLogger("alembic.env")
+
+# Set up logging from alembic.ini, unless the application has set up logging
+# already: a migration run from the application's own code must not replace
+# its handlers or silence its loggers.
+if (
+    config.config_file_name is not None
+    and config.attributes.get("configure_logger", True)
+    and not logging.getLogger().handlers
+):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+# "" is the default database; the others are the bind keys.
+databases = [""] + migrate.bind_names()
+
+# Set USE_TWOPHASE to True to commit all databases with two-phase commit.
+USE_TWOPHASE = False
+
+
+def run_migrations_offline():
+    """Write each database's SQL to <name>.sql instead of running it (--sql)."""
+    options = {"literal_binds": True, **migrate.configure_args}
+    for name in databases:
+        logger.info("Migrating database %s", name or "<default>")
+        file_name = "%s.sql" % name
+        logger.info("Writing output to %s", file_name)
+        with open(file_name, "w") as buffer:
+            context.configure(
+                url=migrate.get_engine(name).url,
+                output_buffer=buffer,
+                target_metadata=migrate.get_metadata(name),
+                **options,
+            )
+            with context.begin_transaction():
+                context.run_migrations(engine_name=name)
+
+
+def run_migrations(connections):
+    """Migrate every database, then commit all of them, or none on error."""
+    transactions = {
+        name: conn.begin_twophase() if USE_TWOPHASE else conn.begin()
+        for name, conn in connections.items()
+    }
+    try:
+        for name, conn in connections.items():
+            logger.info("Migrating database %s", name or "<default>")
+            context.configure(
+                connection=conn,
+                upgrade_token="%s_upgrades" % name,
+                downgrade_token="%s_downgrades" % name,
+                target_metadata=migrate.get_metadata(name),
+                **migrate.configure_args,
+            )
+            context.run_migrations(engine_name=name)
+        if USE_TWOPHASE:
+            for transaction in transactions.values():
+                transaction.prepare()
+        for transaction in transactions.values():
+            transaction.commit()
+    except BaseException:
+        for transaction in transactions.values():
+            transaction.rollback()
+        raise
+
+
+def run_migrations_online():
+    connections = {}
+    try:
+        for name in databases:
+            connections[name] = migrate.get_engine(name).connect()
+        run_migrations(connections)
+    finally:
+        for conn in connections.values():
+            conn.close()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

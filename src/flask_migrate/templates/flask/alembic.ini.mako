@@ -1,0 +1,51 @@
+# Alembic settings for a Flask application. The database URL is not stored
+# here: env.py takes it from the application's configuration.
+
+[alembic]
+# How revision file names are built, e.g. %%(rev)s_%%(slug)s
+# file_template = %%(rev)s_%%(slug)s
+
+# Set to 'true' to run env.py for 'flask db revision' without --autogenerate
+# revision_environment = false
+
+
+# Logging, used by 'flask db' commands when the application has not set up
+# logging itself.
+[loggers]
+keys = root,sqlalchemy,alembic,flask_migrate
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARN
+handlers = console
+qualname =
+
+[logger_sqlalchemy]
+level = WARN
+handlers =
+qualname = sqlalchemy.engine
+
+[logger_alembic]
+level = INFO
+handlers =
+qualname = alembic
+
+[logger_flask_migrate]
+level = INFO
+handlers =
+qualname = flask_migrate
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)-5.5s [%(name)s] %(message)s
+datefmt = %H:%M:%S
