@@ -259,10 +259,8 @@ class _StepRecorder:
             direction = "stamp"
         else:
             direction = "upgrade" if step.is_upgrade else "downgrade"
-        script = step.up_revision
-        message = None
-        if script is not None and script.doc:
-            message = script.doc.splitlines()[0] if script.doc else None
+        doc = getattr(step.up_revision, "doc", None)
+        message = doc.splitlines()[0] if doc else None
         self.steps.append(
             Step(
                 direction=direction,
@@ -725,7 +723,7 @@ def branches(
     return [
         BranchPoint(
             sc,
-            tuple(t.cast(Script, script.get_revision(rev)) for rev in sc.nextrev),
+            tuple(script.get_revision(rev) for rev in sorted(sc.nextrev)),
         )
         for sc in script.walk_revisions()
         if sc.is_branch_point
