@@ -12,7 +12,7 @@
 # Logging, used by 'flask db' commands when the application has not set up
 # logging itself.
 [loggers]
-keys = root,sqlalchemy,alembic,flask_migrate
+keys = root,sqlalchemy,alembic,alembic_plugins,flask_migrate
 
 [handlers]
 keys = console
@@ -34,6 +34,11 @@ qualname = sqlalchemy.engine
 level = INFO
 handlers =
 qualname = alembic
+
+[logger_alembic_plugins]
+level = WARN
+handlers =
+qualname = alembic.runtime.plugins
 
 [logger_flask_migrate]
 level = INFO
