@@ -64,6 +64,47 @@ _branch_label_option = click.option(
 )
 
 
+def _lock_options(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    f = click.option(
+        "--no-lock",
+        is_flag=True,
+        default=None,
+        help="Do not take the migration lock (for connection poolers that cannot "
+        "hold session state, such as PgBouncer in transaction mode).",
+    )(f)
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=None,
+        metavar="SECONDS",
+        help="How long to wait for another migration of the same database to "
+        "finish (default 300; 0 fails at once, naming the holder).",
+    )(f)
+
+
+def _lock(lock_timeout: float | None, no_lock: bool | None) -> t.Any:
+    """The lock options of a command, falling back to the group's."""
+    from .locking import DEFAULT_TIMEOUT
+    from .operations import LockOptions
+
+    if lock_timeout is None:
+        lock_timeout = getattr(g, "lock_timeout", None)
+    if no_lock is None:
+        no_lock = getattr(g, "no_lock", None)
+
+    def on_wait(database: str, holder: t.Any) -> None:
+        who = holder.describe() if holder is not None else "another process"
+        click.echo(
+            f"Waiting for the migration lock on {database}, held by {who} ...", err=True
+        )
+
+    return LockOptions(
+        enabled=not no_lock,
+        timeout=DEFAULT_TIMEOUT if lock_timeout is None else lock_timeout,
+        on_wait=on_wait,
+    )
+
+
 def _fail(message: str) -> t.NoReturn:
     """Print one line ``Error: ...`` on stderr and exit with status 1."""
     first = " ".join(message.split()) or "unknown error"
@@ -110,13 +151,22 @@ def _handle_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
     is_flag=True,
     help="Show the full traceback of an error instead of one line.",
 )
+@_lock_options
 @with_appcontext
-def db(directory: str | None, x_arg: tuple[str, ...], traceback: bool) -> None:
+def db(
+    directory: str | None,
+    x_arg: tuple[str, ...],
+    traceback: bool,
+    lock_timeout: float | None,
+    no_lock: bool | None,
+) -> None:
     """Perform database migrations."""
     # picked up by Migrate.get_config() and by the commands below
     g.directory = directory
     g.x_arg = x_arg
     g.migrate_traceback = traceback
+    g.lock_timeout = lock_timeout
+    g.no_lock = no_lock
 
 
 def _dir(directory: str | None) -> str | None:
@@ -124,8 +174,10 @@ def _dir(directory: str | None) -> str | None:
 
 
 @db.command()
+@_directory_option
+@_x_arg_option
 @_handle_errors
-def list_templates() -> None:
+def list_templates(directory: str | None, x_arg: tuple[str, ...]) -> None:
     """List available templates."""
     from . import operations
 
@@ -147,12 +199,19 @@ def list_templates() -> None:
     is_flag=True,
     help="Write empty __init__.py files to the environment and version locations",
 )
+@_x_arg_option
 @_handle_errors
-def init(directory: str | None, multidb: bool, template: str | None, package: bool) -> None:
+def init(
+    directory: str | None,
+    multidb: bool,
+    template: str | None,
+    package: bool,
+    x_arg: tuple[str, ...],
+) -> None:
     """Creates a new migration repository."""
     from . import operations
 
-    operations.init(_dir(directory), multidb, template, package, quiet=False)
+    operations.init(_dir(directory), multidb, template, package, x_arg, quiet=False)
 
 
 def _revision_options(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
@@ -283,15 +342,25 @@ def merge(
 @_sql_option
 @_tag_option
 @_x_arg_option
+@_lock_options
 @click.argument("revision", default="head")
 @_handle_errors
 def upgrade(
-    directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], revision: str
+    directory: str | None,
+    sql: bool,
+    tag: str | None,
+    x_arg: tuple[str, ...],
+    lock_timeout: float | None,
+    no_lock: bool | None,
+    revision: str,
 ) -> None:
     """Upgrade to a later version"""
     from . import operations
 
-    operations.upgrade(_dir(directory), revision, sql, tag, x_arg, quiet=False)
+    operations.upgrade(
+        _dir(directory), revision, sql, tag, x_arg, quiet=False,
+        lock=_lock(lock_timeout, no_lock),
+    )
 
 
 @db.command()
@@ -299,15 +368,25 @@ def upgrade(
 @_sql_option
 @_tag_option
 @_x_arg_option
+@_lock_options
 @click.argument("revision", default="-1")
 @_handle_errors
 def downgrade(
-    directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], revision: str
+    directory: str | None,
+    sql: bool,
+    tag: str | None,
+    x_arg: tuple[str, ...],
+    lock_timeout: float | None,
+    no_lock: bool | None,
+    revision: str,
 ) -> None:
     """Revert to a previous version"""
     from . import operations
 
-    operations.downgrade(_dir(directory), revision, sql, tag, x_arg, quiet=False)
+    operations.downgrade(
+        _dir(directory), revision, sql, tag, x_arg, quiet=False,
+        lock=_lock(lock_timeout, no_lock),
+    )
 
 
 @db.command()
@@ -407,6 +486,7 @@ def current(directory: str | None, verbose: bool, x_arg: tuple[str, ...]) -> Non
     help="Delete the version in the alembic_version table before stamping",
 )
 @_x_arg_option
+@_lock_options
 @click.argument("revision", default="head")
 @_handle_errors
 def stamp(
@@ -415,13 +495,18 @@ def stamp(
     tag: str | None,
     purge: bool,
     x_arg: tuple[str, ...],
+    lock_timeout: float | None,
+    no_lock: bool | None,
     revision: str,
 ) -> None:
     """'stamp' the revision table with the given revision; don't run any
     migrations"""
     from . import operations
 
-    operations.stamp(_dir(directory), revision, sql, tag, purge, x_arg, quiet=False)
+    operations.stamp(
+        _dir(directory), revision, sql, tag, purge, x_arg, quiet=False,
+        lock=_lock(lock_timeout, no_lock),
+    )
 
 
 @db.command()

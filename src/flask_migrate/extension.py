@@ -225,10 +225,15 @@ class Migrate:
         for opt in opts or []:
             setattr(config.cmd_opts, opt, True)
         if not hasattr(config.cmd_opts, "x"):
-            x: list[str] = list(getattr(g, "x_arg", None) or ()) if g else []
-            if isinstance(x_arg, str):
-                x.append(x_arg)
-            elif x_arg is not None:
-                x.extend(x_arg)
-            config.cmd_opts.x = x
+            config.cmd_opts.x = x_arguments(x_arg)
         return self.call_configure_callbacks(config)
+
+
+def x_arguments(x_arg: str | t.Sequence[str] | None) -> list[str]:
+    """The ``-x`` arguments for ``env.py``: the ``flask db`` group's, then ``x_arg``."""
+    x: list[str] = list(getattr(g, "x_arg", None) or ()) if g else []
+    if isinstance(x_arg, str):
+        x.append(x_arg)
+    elif x_arg is not None:
+        x.extend(x_arg)
+    return x

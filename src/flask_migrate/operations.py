@@ -19,7 +19,10 @@ They must run inside an application context of an app that has a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import io
+import logging
 import os
 import typing as t
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from flask import current_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from . import locking
 from .config import Config
 from .errors import (
     DatabaseError,
@@ -43,6 +47,7 @@ from .errors import (
     TemplateNotFound,
     scrub,
 )
+from .extension import x_arguments
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.runtime.migration import MigrationContext, MigrationInfo
@@ -53,6 +58,7 @@ __all__ = [
     "BranchPoint",
     "CurrentRevisions",
     "History",
+    "LockOptions",
     "Step",
     "TemplateInfo",
     "branches",
@@ -71,6 +77,8 @@ __all__ = [
     "stamp",
     "upgrade",
 ]
+
+log = logging.getLogger("flask_migrate")
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
@@ -233,8 +241,11 @@ def _run_env(
 
 def _database_label(context: MigrationContext) -> str:
     connection = context.connection
-    if connection is not None:
-        return connection.engine.url.render_as_string(hide_password=True)
+    # NOTE: in --sql mode the connection is SQLAlchemy's MockConnection,
+    # whose "engine" is itself and has no URL; fall back to the configured url.
+    engine_url = getattr(getattr(connection, "engine", None), "url", None)
+    if engine_url is not None:
+        return t.cast(str, engine_url.render_as_string(hide_password=True))
     url = context.opts.get("url")
     if url is not None:
         return make_url(url).render_as_string(hide_password=True)
@@ -273,19 +284,62 @@ class _StepRecorder:
         )
 
 
+@dataclass(frozen=True)
+class LockOptions:
+    """How ``upgrade``, ``downgrade`` and ``stamp`` lock their databases."""
+
+    #: Take the per-database migration lock at all. Switch it off only for
+    #: connection poolers that cannot hold session state (PgBouncer in
+    #: transaction mode).
+    enabled: bool = True
+    #: Seconds to wait for another migration to finish; 0 fails at once.
+    timeout: float = locking.DEFAULT_TIMEOUT
+    #: Called once per database when the lock is busy, with the database and
+    #: its holder; by default a warning on the ``flask_migrate`` logger.
+    on_wait: locking.OnWait | None = None
+
+
+def _log_lock_wait(database: str, holder: locking.LockHolder | None) -> None:
+    who = holder.describe() if holder else "another process"
+    log.warning("Waiting for the migration lock on %s, held by %s.", database, who)
+
+
+def _app_engines(state: _MigrateConfig) -> list[t.Any]:
+    """The engines of the application's databases: the default one and each bind."""
+    return [state.get_engine(key) for key in [None, *state.bind_names()]]
+
+
 def _run_with_steps(
     config: Config,
     script: ScriptDirectory,
     fn: t.Callable[[t.Any, MigrationContext], t.Iterable[t.Any]],
+    lock: LockOptions | None = None,
     **env_kwargs: t.Any,
 ) -> list[Step]:
-    """Run ``env.py`` with ``fn``, returning the steps it applied."""
+    """Run ``env.py`` with ``fn``, returning the steps it applied.
+
+    Unless ``lock`` is ``None`` or disabled (``--sql`` runs touch no
+    database), the migration lock of every database of the application is
+    held for the whole run, taken before ``env.py`` reads a version table.
+    """
     recorder = _StepRecorder()
     state = _state()
     user_hooks = state._configure_args.get("on_version_apply") or ()
     if callable(user_hooks):
         user_hooks = (user_hooks,)
-    with state.run_configure_args(on_version_apply=(*user_hooks, recorder)):
+    with contextlib.ExitStack() as stack:
+        if lock is not None and lock.enabled:
+            stack.enter_context(
+                locking.hold(
+                    _app_engines(state),
+                    timeout=lock.timeout,
+                    name=state._configure_args.get("version_table", "alembic_version"),
+                    on_wait=lock.on_wait or _log_lock_wait,
+                )
+            )
+        stack.enter_context(
+            state.run_configure_args(on_version_apply=(*user_hooks, recorder))
+        )
         _run_env(config, script, fn, **env_kwargs)
     return recorder.steps
 
@@ -313,6 +367,7 @@ def init(
     multidb: bool = False,
     template: str | None = None,
     package: bool = False,
+    x_arg: str | t.Sequence[str] | None = None,
     *,
     quiet: bool = True,
 ) -> Path:
@@ -331,7 +386,8 @@ def init(
     config = Config(template_directory=template_directory)
     config.set_main_option("script_location", directory.replace("%", "%%"))
     config.config_file_name = os.path.join(directory, "alembic.ini")
-    config.cmd_opts = argparse.Namespace(quiet=quiet)
+    # configure callbacks see the same command options as for other commands
+    config.cmd_opts = argparse.Namespace(quiet=quiet, x=x_arguments(x_arg))
     config = state.migrate.call_configure_callbacks(config)
 
     template_path = Path(config.get_template_directory()) / template
@@ -342,22 +398,52 @@ def init(
     target = Path(directory)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise DirectoryNotEmpty(directory)
-    command.init(config, directory, template=template, package=package)
+    # NOTE: Alembic's init builds its ScriptDirectory without the config's
+    # messaging options, so its "Generating ..." lines ignore quiet.
+    hush = contextlib.redirect_stdout(io.StringIO())
+    with hush if quiet else contextlib.nullcontext():
+        command.init(config, directory, template=template, package=package)
     return target
 
 
 # -- creating revisions -------------------------------------------------------
 
 
-def _drop_empty_autogenerate(
-    context: MigrationContext, revision: t.Any, directives: list[t.Any]
-) -> None:
-    """Write no file when autogenerate found nothing, in any database."""
-    if not directives:
-        return  # env.py's own hook already dropped it
-    script = directives[0]
-    if all(ops.is_empty() for ops in script.upgrade_ops_list):
-        directives[:] = []
+def _autogenerate_revision(
+    config: Config, script_directory: ScriptDirectory, **command_args: t.Any
+) -> Script | None:
+    """Alembic's ``revision --autogenerate``, writing no file when nothing changed.
+
+    NOTE: the emptiness check runs once env.py has finished, not in a
+    ``process_revision_directives`` hook: a multi-database env.py runs the
+    hooks once per database (dropping the script early breaks the next
+    database's run), and an env.py written for the original Flask-Migrate has
+    a hook of its own that fails on a directives list already emptied.
+    """
+    from alembic.autogenerate import RevisionContext
+
+    if command_args.get("sql"):
+        raise MigrateError("Using --sql with --autogenerate does not make any sense.")
+    revision_context = RevisionContext(
+        config, script_directory, {**command_args, "autogenerate": True}
+    )
+
+    def retrieve_migrations(rev: t.Any, context: MigrationContext) -> list[t.Any]:
+        revision_context.run_autogenerate(rev, context)
+        return []
+
+    _run_env(
+        config, script_directory, retrieve_migrations,
+        template_args=revision_context.template_args,
+        revision_context=revision_context,
+    )
+    revision_context.generated_revisions[:] = [
+        script
+        for script in revision_context.generated_revisions
+        if not all(ops.is_empty() for ops in script.upgrade_ops_list)
+    ]
+    scripts = [s for s in revision_context.generate_scripts() if s is not None]
+    return scripts[0] if scripts else None
 
 
 @_translate_errors
@@ -382,20 +468,22 @@ def revision(
     """
     opts = ["autogenerate"] if autogenerate else None
     config = _get_config(directory, x_arg=x_arg, opts=opts, quiet=quiet)
-    _script_directory(config)
+    script_directory = _script_directory(config)
+    if autogenerate:
+        return _autogenerate_revision(
+            config, script_directory, message=message, sql=sql, head=head,
+            splice=splice, branch_label=branch_label, version_path=version_path,
+            rev_id=rev_id, depends_on=None,
+        )
     result = command.revision(
         config,
         message,
-        autogenerate=autogenerate,
         sql=sql,
         head=head,
         splice=splice,
         branch_label=branch_label,
         version_path=version_path,
         rev_id=rev_id,
-        process_revision_directives=(
-            _drop_empty_autogenerate if autogenerate else None
-        ),
     )
     if isinstance(result, list):
         scripts = [s for s in result if s is not None]
@@ -508,6 +596,7 @@ def upgrade(
     *,
     quiet: bool = True,
     output: t.TextIO | None = None,
+    lock: LockOptions = LockOptions(),
 ) -> list[Step]:
     """Upgrade to ``revision``; returns the steps applied, in order.
 
@@ -530,7 +619,7 @@ def upgrade(
         return script._upgrade_revs(revision, rev)
 
     return _run_with_steps(
-        config, script, fn, as_sql=sql, starting_rev=starting_rev,
+        config, script, fn, None if sql else lock, as_sql=sql, starting_rev=starting_rev,
         destination_rev=revision, tag=tag,
     )
 
@@ -545,6 +634,7 @@ def downgrade(
     *,
     quiet: bool = True,
     output: t.TextIO | None = None,
+    lock: LockOptions = LockOptions(),
 ) -> list[Step]:
     """Downgrade to ``revision``; returns the steps applied, in order.
 
@@ -570,7 +660,7 @@ def downgrade(
         return script._downgrade_revs(revision, rev)
 
     return _run_with_steps(
-        config, script, fn, as_sql=sql, starting_rev=starting_rev,
+        config, script, fn, None if sql else lock, as_sql=sql, starting_rev=starting_rev,
         destination_rev=revision, tag=tag,
     )
 
@@ -586,6 +676,7 @@ def stamp(
     *,
     quiet: bool = True,
     output: t.TextIO | None = None,
+    lock: LockOptions = LockOptions(),
 ) -> list[Step]:
     """Set the version table to ``revision`` without running migrations."""
     config = _get_config(directory, x_arg=x_arg, quiet=quiet, output=output)
@@ -609,7 +700,7 @@ def stamp(
         return script._stamp_revs(tuple(destinations), rev)
 
     return _run_with_steps(
-        config, script, fn, as_sql=sql, starting_rev=starting_rev,
+        config, script, fn, None if sql else lock, as_sql=sql, starting_rev=starting_rev,
         destination_rev=tuple(destinations), tag=tag, purge=purge,
     )
 
