@@ -48,6 +48,7 @@ from .errors import (
     scrub,
 )
 from .extension import x_arguments
+from .transactions import atomic_sqlite
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.runtime.migration import MigrationContext, MigrationInfo
@@ -318,28 +319,35 @@ def _run_with_steps(
 ) -> list[Step]:
     """Run ``env.py`` with ``fn``, returning the steps it applied.
 
-    Unless ``lock`` is ``None`` or disabled (``--sql`` runs touch no
-    database), the migration lock of every database of the application is
-    held for the whole run, taken before ``env.py`` reads a version table.
+    ``lock`` is ``None`` for ``--sql`` runs, which touch no database. Otherwise
+    the migration lock of every database of the application is held for the
+    whole run (unless disabled), taken before ``env.py`` reads a version
+    table, and SQLite transactions are made real (see :mod:`.transactions`).
     """
     recorder = _StepRecorder()
     state = _state()
     user_hooks = state._configure_args.get("on_version_apply") or ()
     if callable(user_hooks):
         user_hooks = (user_hooks,)
+    extra: dict[str, t.Any] = {"on_version_apply": (*user_hooks, recorder)}
+    if "transaction_per_migration" not in state._configure_args:
+        # each revision commits on its own, together with its version-table
+        # change: a failure leaves the database at the last good revision
+        extra["transaction_per_migration"] = True
     with contextlib.ExitStack() as stack:
-        if lock is not None and lock.enabled:
-            stack.enter_context(
-                locking.hold(
-                    _app_engines(state),
-                    timeout=lock.timeout,
-                    name=state._configure_args.get("version_table", "alembic_version"),
-                    on_wait=lock.on_wait or _log_lock_wait,
+        if lock is not None:
+            engines = _app_engines(state)
+            if lock.enabled:
+                stack.enter_context(
+                    locking.hold(
+                        engines,
+                        timeout=lock.timeout,
+                        name=state._configure_args.get("version_table", "alembic_version"),
+                        on_wait=lock.on_wait or _log_lock_wait,
+                    )
                 )
-            )
-        stack.enter_context(
-            state.run_configure_args(on_version_apply=(*user_hooks, recorder))
-        )
+            stack.enter_context(atomic_sqlite(engines))
+        stack.enter_context(state.run_configure_args(**extra))
         _run_env(config, script, fn, **env_kwargs)
     return recorder.steps
 
