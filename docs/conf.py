@@ -1,0 +1,28 @@
+"""Sphinx configuration for the Flask-Migrate documentation."""
+
+import flask_migrate
+
+project = "Flask-Migrate"
+copyright = "Flask-Migrate contributors"
+author = "Flask-Migrate contributors"
+version = release = flask_migrate.__version__
+
+extensions = ["sphinx.ext.autodoc"]
+
+# No intersphinx: the docs must build without network access. References to
+# Alembic, Flask and SQLAlchemy objects therefore render as plain text.
+nitpicky = False
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_preserve_defaults = True
+
+exclude_patterns = ["_build"]
+root_doc = "index"
+
+html_theme = "alabaster"
+html_theme_options = {
+    "description": "Database migrations for Flask, with Alembic",
+    "fixed_sidebar": True,
+}
+html_static_path = []
