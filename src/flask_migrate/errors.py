@@ -8,6 +8,7 @@ so code written against the original Flask-Migrate (or Alembic) that catches
 
 from __future__ import annotations
 
+import re
 import typing as t
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
@@ -101,3 +102,73 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, "***")
     return text
+
+
+# -- explaining failures that are not ours --------------------------------------
+
+# what the driver says (a regular expression, matched lower-cased) -> what
+# happened and what to do. The first match wins.
+_DATABASE_PROBLEMS: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"database .* does not exist|unknown database"),
+        "the database does not exist on the server. Create it, or fix the "
+        "database name in the URL.",
+    ),
+    (
+        re.compile(r"connection refused|can't connect to mysql server|could not connect to server"),
+        "the connection was refused. Check that the database server is running "
+        "and that the host and port in the database URL are right.",
+    ),
+    (
+        re.compile(
+            r"could not translate host name|name or service not known|nodename nor servname"
+            r"|unknown mysql server host|temporary failure in name resolution|getaddrinfo failed"
+        ),
+        "the host name could not be resolved. Check the host in the database URL.",
+    ),
+    (
+        re.compile(r"password authentication failed|access denied for user .*using password"),
+        "the server refused the user name or password. Check the credentials "
+        "in the database URL.",
+    ),
+    (
+        re.compile(r"role .* does not exist"),
+        "the server has no such user. Check the user name in the database URL.",
+    ),
+    (
+        re.compile(r"timeout expired|timed out|lost connection to mysql server"),
+        "the server did not answer in time. Check that the host and port point "
+        "to a database server, and that it is not overloaded.",
+    ),
+    (
+        re.compile(r"unable to open database file"),
+        "SQLite could not open the database file. Check that its folder exists "
+        "and is writable.",
+    ),
+    (
+        re.compile(r"readonly database"),
+        "the SQLite database file (or its folder) is read-only. Make it writable "
+        "for this user.",
+    ),
+    (
+        re.compile(r"database is locked"),
+        "another connection holds a write lock on the SQLite database and did "
+        "not release it in time. Stop the other writer (or wait for it) and run "
+        "the command again.",
+    ),
+    (
+        re.compile(r"permission denied|command denied|access denied"),
+        "the database user lacks a privilege this needs. Grant it, or run "
+        "migrations as a user that has it.",
+    ),
+]
+
+
+def explain_database_error(detail: str, database: str | None = None) -> str:
+    """A one-line explanation of a driver's error message, saying what to do."""
+    lowered = detail.lower()
+    where = f" {database}" if database else ""
+    for pattern, advice in _DATABASE_PROBLEMS:
+        if pattern.search(lowered):
+            return f"Cannot use the database{where}: {advice} ({detail})"
+    return f"Database error{(' on' + where) if where else ''}: {detail}"
