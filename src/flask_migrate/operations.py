@@ -732,15 +732,25 @@ def stamp(
 # -- inspecting -------------------------------------------------------------------
 
 
+def _has_revision(script: ScriptDirectory, rev: str) -> bool:
+    try:
+        return script.get_revision(rev) is not None
+    except CommandError:  # ScriptDirectory's form of "no such revision"
+        return False
+
+
 def _current_heads(config: Config, script: ScriptDirectory) -> list[CurrentRevisions]:
     found: list[CurrentRevisions] = []
 
     def collect(rev: t.Any, context: MigrationContext) -> list[t.Any]:
         heads = tuple(context.get_current_heads())
         scripts: tuple[Script, ...] = ()
-        if heads:
+        # NOTE: a revision missing from the folder (deleted file, other
+        # branch checked out) must not hide the others: it is listed apart.
+        known = tuple(rev for rev in heads if _has_revision(script, rev))
+        if known:
             scripts = tuple(
-                sorted(script.get_all_current(heads), key=lambda s: s.revision)
+                sorted(script.get_all_current(known), key=lambda s: s.revision)
             )
         found.append(CurrentRevisions(_database_label(context), heads, scripts))
         return []
