@@ -53,20 +53,12 @@ def make_app(migrations: Path) -> Iterator[Callable[..., Flask]]:
                 engine.dispose()
 
 
-# NOTE: the PostgreSQL migration lock connects through the app's engine
-# synchronously, which an async driver refuses outside a greenlet
-# ("greenlet_spawn has not been called"); see locking.py.
-LOCK_NEEDS_SYNC_DRIVER = pytest.mark.xfail(
-    strict=True, reason="the server migration lock does not support async drivers yet"
-)
-
-
 @pytest.mark.parametrize(
     ("backend", "lock_args"),
     [
         pytest.param("sqlite", (), id="sqlite"),
         pytest.param("postgresql", ("--no-lock",), id="postgresql-no-lock"),
-        pytest.param("postgresql", (), marks=LOCK_NEEDS_SYNC_DRIVER, id="postgresql-locked"),
+        pytest.param("postgresql", (), id="postgresql-locked"),
     ],
 )
 def test_aioflask_workflow(
@@ -148,7 +140,7 @@ def test_aioflask_multidb_workflow(
     "lock_args",
     [
         pytest.param(("--no-lock",), id="no-lock"),
-        pytest.param((), marks=LOCK_NEEDS_SYNC_DRIVER, id="locked"),
+        pytest.param((), id="locked"),
     ],
 )
 def test_aioflask_multidb_mixes_servers(

@@ -120,23 +120,35 @@ class _ConnectionLock(MigrationLock):
 
     conn: Connection | None = None
 
+    sync_engine: Engine | None = None
+
     def _connect(self) -> Connection:
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        engine = self.engine
+        if engine.dialect.is_async:
+            # An async driver cannot be used outside the event loop that
+            # env.py starts later; the lock needs no pool of its own either,
+            # so it takes a plain connection through a synchronous driver.
+            engine = self.sync_engine = _sync_twin(engine)
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self.conn = conn
         return conn
 
     def release(self) -> None:
         conn, self.conn = self.conn, None
-        if conn is None:
-            return
         try:
-            self._unlock(conn)
-        except Exception:  # noqa: BLE001,S110 - the invalidate below ends the session anyway
-            pass
+            if conn is not None:
+                try:
+                    self._unlock(conn)
+                except Exception:  # noqa: BLE001,S110 - invalidate() ends the session anyway
+                    pass
+                finally:
+                    # never return a connection that may still hold the lock to the pool
+                    conn.invalidate()
+                    conn.close()
         finally:
-            # never return a connection that may still hold the lock to the pool
-            conn.invalidate()
-            conn.close()
+            if self.sync_engine is not None:
+                self.sync_engine.dispose()
+                self.sync_engine = None
 
     def _unlock(self, conn: Connection) -> None:
         raise NotImplementedError
@@ -354,6 +366,31 @@ except ImportError:  # pragma: no cover - Windows
             return True
         except OSError:
             return False
+
+
+# synchronous drivers to try, per backend, for engines on an async driver
+_SYNC_DRIVERS = {
+    "postgresql": ("psycopg", "psycopg2", "pg8000"),
+    "mysql": ("pymysql", "mysqldb", "mysqlconnector"),
+    "mariadb": ("pymysql", "mysqldb", "mysqlconnector"),
+}
+
+
+def _sync_twin(engine: Engine) -> Engine:
+    """An unpooled engine on the same database through a synchronous driver."""
+    backend = engine.url.get_backend_name()
+    for driver in _SYNC_DRIVERS.get(backend, ()):
+        try:
+            return sa.create_engine(
+                engine.url.set(drivername=f"{backend}+{driver}"), poolclass=sa.pool.NullPool
+            )
+        except (ImportError, sa.exc.NoSuchModuleError):
+            continue
+    raise MigrateError(
+        f"The migration lock on {engine.url.render_as_string(hide_password=True)} needs "
+        f"a synchronous driver for {backend} ({', '.join(_SYNC_DRIVERS.get(backend, ()))}), "
+        "and none is installed. Install one, or run with --no-lock."
+    )
 
 
 LockFactory = Callable[["Engine", str, str], "MigrationLock | None"]
