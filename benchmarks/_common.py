@@ -1,0 +1,200 @@
+"""Helpers shared by the benchmark scripts (standard library only).
+
+* :func:`ours_python` / :func:`original_python` locate the two interpreters:
+  this repository's ``.venv`` (our package, installed editable) and
+  ``benchmarks/.venv-original`` holding Flask-Migrate 4.1.0, which is created on
+  first use with the *same* versions of Flask, Flask-SQLAlchemy, SQLAlchemy,
+  Alembic, Mako and click as our venv, so that only Flask-Migrate differs.
+* :func:`run` runs one command as a fresh process and returns its wall time,
+  CPU time and peak RSS (from ``wait4``, the kernel's own accounting).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+ORIGINAL_VENV = Path(os.environ.get("FM_BENCH_ORIGINAL_VENV", HERE / ".venv-original"))
+OURS_VENV = Path(os.environ.get("FM_BENCH_OURS_VENV", REPO / ".venv"))
+ORIGINAL_VERSION = "4.1.0"
+
+# Packages pinned in the original's venv to the versions found in ours.
+SHARED_PACKAGES = [
+    "Flask",
+    "Flask-SQLAlchemy",
+    "SQLAlchemy",
+    "alembic",
+    "Mako",
+    "click",
+    "Werkzeug",
+    "Jinja2",
+    "blinker",
+]
+# Optional imports of those packages (Mako imports Pygments when it is installed):
+# the original's venv gets them too when ours has them, so module sets match.
+OPTIONAL_PACKAGES = ["psycopg", "psycopg-binary", "Pygments", "typing_extensions"]
+
+
+def _bin(venv: Path, name: str) -> Path:
+    return venv / "bin" / name
+
+
+def ours_python() -> Path:
+    python = _bin(OURS_VENV, "python")
+    if not python.exists():
+        sys.exit(f"our venv not found at {OURS_VENV} (set FM_BENCH_OURS_VENV)")
+    return python
+
+
+def _versions(python: Path, names: list[str]) -> dict[str, str]:
+    code = (
+        "import json, sys\n"
+        "from importlib import metadata\n"
+        "out = {}\n"
+        "for n in sys.argv[1:]:\n"
+        "    try:\n"
+        "        out[n] = metadata.version(n)\n"
+        "    except metadata.PackageNotFoundError:\n"
+        "        pass\n"
+        "print(json.dumps(out))\n"
+    )
+    res = subprocess.run(
+        [str(python), "-c", code, *names], capture_output=True, text=True, check=True
+    )
+    return _str_dict(json.loads(res.stdout))
+
+
+def _str_dict(value: object) -> dict[str, str]:
+    assert isinstance(value, dict)
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def original_python() -> Path:
+    """The interpreter of the venv with the original Flask-Migrate (created if needed)."""
+    python = _bin(ORIGINAL_VENV, "python")
+    wanted = _versions(ours_python(), SHARED_PACKAGES + OPTIONAL_PACKAGES)
+    if python.exists():
+        have = _versions(python, ["Flask-Migrate", *wanted])
+        if have.get("Flask-Migrate") == ORIGINAL_VERSION and all(
+            have.get(k) == v for k, v in wanted.items()
+        ):
+            return python
+    else:
+        print(f"creating {ORIGINAL_VENV} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(ORIGINAL_VENV)], check=True)
+    pins = [f"Flask-Migrate=={ORIGINAL_VERSION}"] + [f"{k}=={v}" for k, v in wanted.items()]
+    print("installing into the original's venv: " + " ".join(pins), file=sys.stderr)
+    subprocess.run(
+        [str(_bin(ORIGINAL_VENV, "pip")), "install", "-q", "--disable-pip-version-check", *pins],
+        check=True,
+    )
+    return python
+
+
+def package_versions(python: Path) -> dict[str, str]:
+    return _versions(python, ["Flask-Migrate", *SHARED_PACKAGES])
+
+
+@dataclass
+class Sample:
+    wall: float  # seconds
+    cpu: float  # user + sys seconds
+    maxrss_kb: int
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(
+    argv: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> Sample:
+    """Run ``argv`` as a fresh process; measure it from outside."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # communicate() would reap the child itself; read the pipes, then wait4().
+    out = proc.stdout.read() if proc.stdout else ""
+    err = proc.stderr.read() if proc.stderr else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.stdout:
+        proc.stdout.close()
+    if proc.stderr:
+        proc.stderr.close()
+    sample = Sample(
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        maxrss_kb=usage.ru_maxrss,
+        returncode=proc.returncode,
+        stdout=out,
+        stderr=err,
+    )
+    if check and sample.returncode != 0:
+        raise RuntimeError(
+            f"command failed ({sample.returncode}): {' '.join(argv)}\n{err[-3000:]}"
+        )
+    return sample
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def ratio(a: float, b: float) -> str:
+    if b == 0 or b != b or a != a:
+        return "n/a"
+    return f"{a / b:.2f}"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table (also readable as plain text)."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2))
+                         for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for child processes: no stray FLASK_* or PYTHON* settings."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FLASK_", "PYTHON", "VIRTUAL_ENV"))
+    }
+    env.update(extra)
+    return env
+
+
+def machine_line() -> str:
+    import platform
+
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M')} | Python {platform.python_version()} | "
+        f"{platform.machine()} | {os.cpu_count()} CPUs | {platform.platform(terse=True)}"
+    )
