@@ -341,3 +341,56 @@ def run_flask(
         timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+# -- database users with passwords and limited privileges -----------------------
+
+
+@pytest.fixture
+def make_user(backend: str, database: Database) -> Iterator[Callable[..., str]]:
+    """Create a user on the test's database server; returns a URL for it.
+
+    ``privileges`` is ``"all"`` (on the test database), ``"read"`` (may
+    connect and read, not create tables) or ``"none"`` (may log in only).
+    Users are dropped afterwards.
+    """
+    assert backend != "sqlite", "SQLite has no users"
+    made: list[str] = []
+    admin = sa.create_engine(SERVER_URLS[backend], isolation_level="AUTOCOMMIT")
+    in_db = sa.create_engine(database.url, isolation_level="AUTOCOMMIT")
+    name = sa.make_url(database.url).database
+
+    def make(password: str, privileges: str = "all") -> str:
+        user = f"fm_user_{uuid.uuid4().hex[:8]}"
+        made.append(user)
+        quoted = password.replace("'", "''")
+        if backend == "postgresql":
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"CREATE ROLE {user} LOGIN PASSWORD '{quoted}'"))
+                if privileges != "none":
+                    conn.execute(sa.text(f"GRANT CONNECT ON DATABASE {name} TO {user}"))
+            if privileges == "all":
+                with in_db.connect() as conn:
+                    conn.execute(sa.text(f"GRANT ALL ON SCHEMA public TO {user}"))
+        else:
+            quoted = quoted.replace("\\", "\\\\")
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{quoted}'"))
+                grant = {"all": "ALL", "read": "SELECT"}.get(privileges)
+                if grant:
+                    conn.execute(sa.text(f"GRANT {grant} ON {name}.* TO '{user}'@'%'"))
+        url = sa.make_url(database.url).set(username=user, password=password)
+        return url.render_as_string(hide_password=False)
+
+    yield make
+    for user in made:
+        if backend == "postgresql":
+            with in_db.connect() as conn:
+                conn.execute(sa.text(f"DROP OWNED BY {user}"))
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"DROP ROLE {user}"))
+        else:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"DROP USER '{user}'@'%'"))
+    admin.dispose()
+    in_db.dispose()

@@ -14,7 +14,9 @@ given another ``command``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sys
 import typing as t
 
@@ -107,13 +109,67 @@ def _lock(lock_timeout: float | None, no_lock: bool | None) -> t.Any:
 
 def _fail(message: str) -> t.NoReturn:
     """Print one line ``Error: ...`` on stderr and exit with status 1."""
+    from .errors import passwords_in, scrub
+
     first = " ".join(message.split()) or "unknown error"
-    click.echo(f"Error: {first}", err=True)
+    click.echo(f"Error: {scrub(first, passwords_in(first))}", err=True)
     sys.exit(1)
 
 
+def _print_traceback(exc: BaseException, secrets: t.Iterable[str]) -> None:
+    import traceback
+
+    from .errors import passwords_in, scrub
+
+    text = "".join(traceback.format_exception(exc))
+    click.echo(scrub(text, [*secrets, *passwords_in(text)]), err=True, nl=False)
+
+
+def _traceback_variable() -> str:
+    """The environment variable of this group's --traceback option."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None and ctx.parent is not None and ctx.parent.parent is not None:
+        ctx = ctx.parent
+    name = (ctx.info_name if ctx is not None else None) or "db"
+    return f"FLASK_{name.upper().replace('-', '_')}_TRACEBACK"
+
+
+def _library_dirs() -> tuple[str, ...]:
+    import os
+    import sysconfig
+
+    import alembic
+    import flask
+    import sqlalchemy
+
+    dirs = [sysconfig.get_paths()["stdlib"], os.path.dirname(__file__)]
+    for module in (alembic, sqlalchemy, flask, click):
+        dirs.append(os.path.dirname(module.__file__ or ""))
+    return tuple(os.path.join(d, "") for d in dirs if d)
+
+
+def _where(exc: BaseException) -> str | None:
+    """The innermost place in the user's own code (env.py, a revision) that failed."""
+    import os
+    import traceback
+
+    libraries = _library_dirs()
+    place = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if not frame.filename.startswith(libraries) and not frame.filename.startswith("<"):
+            place = frame
+    if place is None:
+        return None
+    path = place.filename
+    with contextlib.suppress(ValueError):
+        relative = os.path.relpath(path)
+        if not relative.startswith(".."):
+            path = relative
+    return f"{path}, line {place.lineno}"
+
+
 def _handle_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
-    """Turn a failure into one ``Error:`` line, unless tracebacks were asked for."""
+    """Turn a failure into one ``Error:`` line, or a scrubbed traceback on request."""
 
     @functools.wraps(f)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -122,25 +178,94 @@ def _handle_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - this is the CLI's last line
-            if getattr(g, "migrate_traceback", False):
-                raise
             from alembic.util import CommandError
 
-            from .operations import _secrets
             from .errors import scrub
+            from .operations import _secrets
 
+            secrets = _secrets()
+            if getattr(g, "migrate_traceback", False):
+                _print_traceback(exc, secrets)
+                sys.exit(1)
             if isinstance(exc, CommandError):
                 message = str(exc)
             else:
                 # Not an error we anticipated (often a bug in env.py or in a
-                # revision): name it, and say how to see where it happened.
+                # revision): name it and where it happened, and say how to see more.
+                where = _where(exc)
                 message = (
-                    f"{type(exc).__name__}: {exc} "
-                    "(set FLASK_DB_TRACEBACK=1 to see the traceback)"
+                    f"{type(exc).__name__}: {exc}"
+                    + (f" (in {where})" if where else "")
+                    + f". Set {_traceback_variable()}=1 to see the traceback."
                 )
-            _fail(scrub(message, _secrets()))
+            _fail(scrub(message, secrets))
 
     return wrapper
+
+
+def _app_load_failure(exc: Exception) -> str:
+    """One line saying why the application could not be loaded."""
+    from flask.cli import NoAppException
+
+    if isinstance(exc, NoAppException):
+        cause = exc.__context__ if "While importing" in exc.format_message() else None
+        if cause is None:
+            return exc.format_message().splitlines()[0]
+        exc = t.cast(Exception, cause)
+    return (
+        f"Could not load the Flask application: {type(exc).__name__}: {exc}. "
+        "Fix it, or point FLASK_APP (or --app) at the right module."
+    )
+
+
+class _LoadAppFirst(click.Command):
+    """``flask db`` as seen before the application is loaded.
+
+    Flask loads the application while it looks for the command, and prints a
+    traceback when the application cannot be imported. Registered as a
+    ``flask.commands`` plugin, this command is found without loading the
+    application; it then loads it, turning a failure into one ``Error:``
+    line, and hands the arguments to the application's own ``db`` command.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "db",
+            context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+            add_help_option=False,
+            help="Perform database migrations.",
+        )
+
+    def invoke(self, ctx: click.Context) -> t.Any:
+        from flask.cli import ScriptInfo
+
+        info = ctx.ensure_object(ScriptInfo)
+        try:
+            app = info.load_app()
+        except Exception as exc:  # noqa: BLE001 - any failure of the user's app
+            if "--traceback" in ctx.args or _truthy(os.environ.get("FLASK_DB_TRACEBACK")):
+                _print_traceback(exc, [])
+                sys.exit(1)
+            _fail(_app_load_failure(exc))
+        command = app.cli.get_command(ctx, "db")
+        if command is None:
+            state = app.extensions.get("migrate")
+            hint = (
+                f" This application's migration commands are 'flask {state.migrate.command}'."
+                if state is not None
+                else ""
+            )
+            _fail(f"No such command 'db'.{hint}")
+        with command.make_context("db", list(ctx.args), parent=ctx.parent) as sub_ctx:
+            return command.invoke(sub_ctx)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+#: The ``flask.commands`` entry point: see :class:`_LoadAppFirst`.
+plugin = _LoadAppFirst()
 
 
 @click.group(cls=AppGroup)
@@ -149,7 +274,7 @@ def _handle_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
 @click.option(
     "--traceback",
     is_flag=True,
-    help="Show the full traceback of an error instead of one line.",
+    help="Show the full traceback of an error (passwords hidden) instead of one line.",
 )
 @_lock_options
 @with_appcontext
@@ -363,7 +488,8 @@ def upgrade(
     )
 
 
-@db.command()
+# "-2" is a revision, not an option
+@db.command(context_settings={"ignore_unknown_options": True})
 @_directory_option
 @_sql_option
 @_tag_option

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import typing as t
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 
 from alembic.util import CommandError
 
@@ -91,6 +91,18 @@ def secret_forms(password: str) -> set[str]:
     forms = {password, quote(password, safe=""), quote_plus(password, safe="")}
     forms |= {f.replace("%", "%%") for f in list(forms)}
     return {f for f in forms if f}
+
+
+_URL_PASSWORD = re.compile(r"://[^:/@\s]*:([^@\s]+)@")
+
+
+def passwords_in(text: str) -> set[str]:
+    """The passwords of the URLs written in ``text`` (raw, as written)."""
+    found = set()
+    for match in _URL_PASSWORD.finditer(text):
+        found.add(match.group(1))
+        found.add(unquote(match.group(1)))
+    return {p for p in found if p}
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

@@ -19,6 +19,7 @@ They must run inside an application context of an app that has a
 from __future__ import annotations
 
 import argparse
+import configparser
 import contextlib
 import functools
 import io
@@ -31,8 +32,10 @@ from pathlib import Path
 from alembic import command
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionError, RevisionMap
 from alembic.util import CommandError
 from flask import current_app
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -45,8 +48,11 @@ from .errors import (
     NoMigrationsFolder,
     PendingChanges,
     TemplateNotFound,
+    explain_database_error,
+    passwords_in,
     scrub,
 )
+from .connections import DEFAULT_CONNECT_TIMEOUT, connect_timeouts
 from .extension import x_arguments
 from .transactions import atomic_sqlite
 
@@ -154,48 +160,113 @@ def _state() -> _MigrateConfig:
 
 
 def _secrets() -> list[str]:
-    """The passwords of the application's databases, for scrubbing messages."""
+    """The passwords of the application's databases, for scrubbing messages.
+
+    Taken from the engines and from the configured URLs, so that a URL the
+    engine could not even parse is scrubbed too.
+    """
+    found: set[str] = set()
     try:
-        engines = getattr(_state().db, "engines", None) or {}
-        return [
-            e.url.password for e in engines.values() if e.url.password
-        ]
+        state = current_app.extensions.get("migrate")
+        engines = getattr(getattr(state, "db", None), "engines", None) or {}
+        found.update(e.url.password for e in engines.values() if e.url.password)
+        urls = [current_app.config.get("SQLALCHEMY_DATABASE_URI")]
+        urls += list((current_app.config.get("SQLALCHEMY_BINDS") or {}).values())
+        for url in urls:
+            if isinstance(url, dict):
+                url = url.get("url")
+            found.update(passwords_in(str(url or "")))
     except Exception:  # noqa: BLE001 - scrubbing must never itself fail
-        return []
+        pass
+    return sorted(found)
 
 
 def _describe_db_error(exc: SQLAlchemyError) -> str:
     """The first useful line of a driver error, without SQL or parameters."""
     orig = getattr(exc, "orig", None)
     text = str(orig) if orig is not None else str(exc)
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # psycopg puts "connection failed: " and the server address on one line
+    # and the server's reason on the next; keep both
+    first = " ".join(lines[:2]) if lines and lines[0].endswith(":") else (lines[0] if lines else "")
     return first or type(exc).__name__
+
+
+def _engines_or_none() -> list[t.Any]:
+    try:
+        return _app_engines(_state())
+    except Exception:  # noqa: BLE001 - an app whose engines cannot be built
+        return []
+
+
+def _database_hint(engines: list[t.Any]) -> str | None:
+    """The database to name in an error: only when there is just one."""
+    if len(engines) == 1:
+        return t.cast(str, engines[0].url.render_as_string(hide_password=True))
+    return None
 
 
 def _translate_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
     """Turn the failures a user can cause into :class:`MigrateError` subclasses.
 
-    Messages are scrubbed of database passwords on the way.
+    While ``f`` runs, new connections get a connect time-out (see
+    :mod:`.connections`). Messages are scrubbed of database passwords.
     """
 
     @functools.wraps(f)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        engines = _engines_or_none()
+        timeout = DEFAULT_CONNECT_TIMEOUT
+        if current_app:
+            timeout = float(current_app.config.get("MIGRATE_CONNECT_TIMEOUT", timeout))
         try:
-            return f(*args, **kwargs)
+            with connect_timeouts(engines, timeout):
+                return f(*args, **kwargs)
         except MigrateError as exc:
             exc.args = (scrub(str(exc), _secrets()),)
             raise
         except CommandError as exc:
-            raise MigrateError(scrub(str(exc), _secrets())) from exc
+            message = str(exc)
+            if "Multiple head revisions" in message:
+                message += (
+                    ". Run 'flask db merge heads' to join them, or 'flask db upgrade "
+                    "heads' to apply every branch"
+                )
+            raise MigrateError(scrub(message, _secrets())) from exc
+        except RevisionError as exc:
+            raise MigrateError(
+                scrub(f"The revision history is broken: {exc}", _secrets())
+            ) from exc
+        except configparser.Error as exc:
+            first = str(exc).splitlines()[0]
+            raise MigrateError(
+                f"The Alembic config file is not a valid ini file ({first}). "
+                "Fix it, or restore it from version control."
+            ) from exc
+        except SyntaxError as exc:
+            raise MigrateError(
+                f"Syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}. "
+                "Fix the file and run the command again."
+            ) from exc
         except (ArgumentError, NoSuchModuleError) as exc:
             raise DatabaseError(
                 "Invalid database URL or driver: "
                 + scrub(_describe_db_error(exc), _secrets())
+                + ". Check SQLALCHEMY_DATABASE_URI (and SQLALCHEMY_BINDS), and "
+                "that the driver it names is installed."
             ) from exc
         except SQLAlchemyError as exc:
-            raise DatabaseError(
-                "Database error: " + scrub(_describe_db_error(exc), _secrets())
-            ) from exc
+            detail = scrub(_describe_db_error(exc), _secrets())
+            database = _database_hint(engines)
+            if "version_num" in detail:
+                message = (
+                    "The version table does not have the layout Alembic expects "
+                    f"(a version_num column): {detail}. Repair or drop it, then "
+                    "run 'flask db stamp <revision>' to record the database's revision."
+                )
+            else:
+                message = explain_database_error(detail, database)
+            raise DatabaseError(message, url=database) from exc
 
     return wrapper
 
@@ -227,7 +298,32 @@ def _script_directory(config: Config) -> ScriptDirectory:
     for version_location in script._version_locations:
         if not Path(version_location).is_dir():
             raise NoMigrationsFolder(location, "versions/ folder")
+    # Load every revision now, before env.py touches a database: a broken
+    # file, a cycle or a dangling down_revision then fails with nothing done.
+    script.revision_map = RevisionMap(_unique_revisions(script))
+    script.revision_map.heads  # noqa: B018 - builds and checks the map
     return script
+
+
+def _unique_revisions(script: ScriptDirectory) -> t.Callable[[], t.Iterator[Script]]:
+    """The scripts of the folder, refusing two files with one revision id.
+
+    Alembic only warns and then silently uses one of the two files.
+    """
+
+    def generate() -> t.Iterator[Script]:
+        seen: dict[str, Script] = {}
+        for sc in script._load_revisions():
+            if sc.revision in seen:
+                raise MigrateError(
+                    f"Revision id {sc.revision!r} is used by two files: "
+                    f"{seen[sc.revision].path} and {sc.path}. Give one of them a new "
+                    "revision id (and fix the down_revision of its children)."
+                )
+            seen[sc.revision] = sc
+            yield sc
+
+    return generate
 
 
 def _per_run_args() -> t.ContextManager[t.Any]:
@@ -329,6 +425,7 @@ def _run_with_steps(
     script: ScriptDirectory,
     fn: t.Callable[[t.Any, MigrationContext], t.Iterable[t.Any]],
     lock: LockOptions | None = None,
+    before: t.Callable[[], None] | None = None,
     **env_kwargs: t.Any,
 ) -> list[Step]:
     """Run ``env.py`` with ``fn``, returning the steps it applied.
@@ -361,9 +458,124 @@ def _run_with_steps(
                     )
                 )
             stack.enter_context(atomic_sqlite(engines))
+            # under the lock: nobody changes the databases meanwhile
+            fn = _undo_version_table_on_refusal(fn, _missing_version_tables(engines))
+            if before is not None:
+                before()
         stack.enter_context(state.run_configure_args(**extra))
         _run_env(config, script, fn, **env_kwargs)
     return recorder.steps
+
+
+def _missing_version_tables(engines: list[t.Any]) -> set[str]:
+    """The databases without DDL transactions that have no version table yet."""
+    table, schema = _version_table(_state())
+    missing = set()
+    for engine in engines:
+        if engine.dialect.name not in ("mysql", "mariadb") or engine.dialect.is_async:
+            continue
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(table, schema=schema):
+                missing.add(engine.url.render_as_string(hide_password=True))
+    return missing
+
+
+def _undo_version_table_on_refusal(
+    fn: t.Callable[[t.Any, MigrationContext], t.Iterable[t.Any]], missing: set[str]
+) -> t.Callable[[t.Any, MigrationContext], t.Iterable[t.Any]]:
+    """Drop the version table Alembic created if the command then refuses to run.
+
+    Alembic creates the version table before it works out what to do; where
+    DDL cannot be rolled back (MariaDB, MySQL), a refusal (bad revision,
+    nothing to downgrade) would leave that new, empty table behind.
+    """
+    if not missing:
+        return fn
+
+    def guarded(rev: t.Any, context: MigrationContext) -> t.Iterable[t.Any]:
+        try:
+            return fn(rev, context)
+        except BaseException:
+            if (
+                not rev
+                and _database_label(context) in missing
+                and context._version is not None
+                and context.connection is not None
+            ):
+                with contextlib.suppress(Exception):
+                    context._version.drop(context.connection, checkfirst=True)
+            raise
+
+    return guarded
+
+
+def _version_table(state: _MigrateConfig) -> tuple[str, str | None]:
+    args = state._configure_args
+    return args.get("version_table", "alembic_version"), args.get("version_table_schema")
+
+
+def _check_version_table(
+    script: ScriptDirectory, heads: t.Sequence[str], context: MigrationContext
+) -> None:
+    """Refuse to move a database whose version table makes no sense."""
+    database = _database_label(context)
+    table = context._version.name if context._version is not None else "alembic_version"
+    repair = f"run 'flask db stamp --purge <revision>' to record the revision it is really at"
+    if any(not h for h in heads):
+        raise MigrateError(
+            f"The version table {table} of {database} holds an empty revision id. "
+            f"Check the schema, then {repair}."
+        )
+    unknown = [h for h in heads if not _has_revision(script, h)]
+    if unknown:
+        raise MigrateError(
+            f"{database} is at revision {', '.join(unknown)}, which is not in the "
+            f"migrations folder {script.dir}. Check out the code that has that "
+            f"revision, or {repair}."
+        )
+    for i, upper in enumerate(heads):
+        for lower in heads[i + 1 :]:
+            for a, b in ((upper, lower), (lower, upper)):
+                ancestors = {
+                    r.revision
+                    for r in script.revision_map.iterate_revisions(a, "base")
+                    if r is not None
+                }
+                if b in ancestors:
+                    raise MigrateError(
+                        f"The version table {table} of {database} lists both {b} and "
+                        f"{a}, but {a} comes after {b}: they cannot both be current. "
+                        f"Check the schema, then {repair}."
+                    )
+
+
+def _refuse_unversioned_schema() -> None:
+    """Refuse to upgrade a database built without migrations.
+
+    Running the first revisions on it fails with "table already exists"
+    half-way; on MariaDB that leaves a mess. ``stamp`` is how to adopt it.
+    """
+    state = _state()
+    table, schema = _version_table(state)
+    for key in [None, *state.bind_names()]:
+        engine = state.get_engine(key)
+        if engine.dialect.is_async:
+            continue  # cannot be inspected from here; env.py will tell
+        with engine.connect() as conn:
+            existing = set(sa.inspect(conn).get_table_names(schema=schema))
+        if table in existing:
+            continue
+        modelled = {tbl.name for tbl in state.get_metadata(key).tables.values()
+                    if tbl.schema is None}
+        clash = sorted(existing & modelled)
+        if clash:
+            shown = ", ".join(clash[:5]) + (", ..." if len(clash) > 5 else "")
+            raise MigrateError(
+                f"{engine.url.render_as_string(hide_password=True)} already has tables "
+                f"({shown}) but no {table} table: it was not built by these migrations. "
+                "If its schema matches the models, run 'flask db stamp head' to adopt "
+                "it, then 'flask db upgrade' for anything newer."
+            )
 
 
 # -- templates and init ------------------------------------------------------
@@ -640,10 +852,12 @@ def upgrade(
         starting_rev = starting_rev or None
 
     def fn(rev: t.Any, context: MigrationContext) -> t.Any:
+        _check_version_table(script, rev, context)
         return script._upgrade_revs(revision, rev)
 
     return _run_with_steps(
-        config, script, fn, None if sql else lock, as_sql=sql, starting_rev=starting_rev,
+        config, script, fn, None if sql else lock,
+        before=None if sql else _refuse_unversioned_schema, as_sql=sql, starting_rev=starting_rev,
         destination_rev=revision, tag=tag,
     )
 
@@ -681,6 +895,7 @@ def downgrade(
         raise MigrateError("downgrade with --sql needs a range, <fromrev>:<torev>.")
 
     def fn(rev: t.Any, context: MigrationContext) -> t.Any:
+        _check_version_table(script, rev, context)
         return script._downgrade_revs(revision, rev)
 
     return _run_with_steps(
@@ -721,6 +936,8 @@ def stamp(
         raise MigrateError("--purge cannot be combined with --sql.")
 
     def fn(rev: t.Any, context: MigrationContext) -> t.Any:
+        if not purge:  # --purge is how a broken version table is repaired
+            _check_version_table(script, rev, context)
         return script._stamp_revs(tuple(destinations), rev)
 
     return _run_with_steps(

@@ -1,0 +1,480 @@
+"""Every expected failure ends with one ``Error:`` line, exit status 1, and changes nothing.
+
+Each case runs the real ``flask`` command in a subprocess against a prepared
+migrations folder and database, then checks the output and that neither the
+database nor the migrations folder changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import Database, Result, run_flask, write_app
+
+# -- the project every case starts from ------------------------------------------
+
+REVISION = '''\
+"""{message}
+
+Revision ID: {rev}
+Revises: {down}
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = {rev!r}
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+{upgrade}
+
+
+def downgrade():
+{downgrade}
+'''
+
+
+def write_revision(
+    versions: Path,
+    rev: str,
+    down: str | None,
+    upgrade: str = "pass",
+    downgrade: str = "pass",
+    message: str = "step",
+) -> Path:
+    path = versions / f"{rev}_{message.replace(' ', '_')}.py"
+    path.write_text(
+        REVISION.format(
+            message=message,
+            rev=rev,
+            down=down,
+            upgrade=textwrap.indent(textwrap.dedent(upgrade).strip(), "    "),
+            downgrade=textwrap.indent(textwrap.dedent(downgrade).strip(), "    "),
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrations folder made by ``flask db init``, with two revisions."""
+    root = tmp_path_factory.mktemp("errors-project")
+    write_app(root)
+    result = run_flask(root, "db", "init", url=f"sqlite:///{root / 'init.db'}")
+    assert result.returncode == 0, result.stderr
+    versions = root / "migrations" / "versions"
+    write_revision(
+        versions,
+        "a1",
+        None,
+        "op.create_table('user', sa.Column('id', sa.Integer, primary_key=True),"
+        " sa.Column('name', sa.String(128)))",
+        "op.drop_table('user')",
+        "create user",
+    )
+    write_revision(
+        versions,
+        "a2",
+        "a1",
+        "op.create_table('post', sa.Column('id', sa.Integer, primary_key=True))",
+        "op.drop_table('post')",
+        "create post",
+    )
+    return root / "migrations"
+
+
+@dataclass
+class Project:
+    """One case's working folder, database and migrations folder."""
+
+    root: Path
+    database: Database
+    url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def migrations(self) -> Path:
+        return self.root / "migrations"
+
+    @property
+    def versions(self) -> Path:
+        return self.migrations / "versions"
+
+    def flask(self, *args: str) -> Result:
+        return run_flask(self.root, *args, url=self.url, env=self.env, timeout=60)
+
+    def sql(self, *statements: str) -> None:
+        engine = self.database.engine()
+        try:
+            with engine.begin() as conn:
+                for statement in statements:
+                    conn.execute(sa.text(statement))
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture
+def project(initialised: Path, database: Database, tmp_path: Path) -> Project:
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copytree(initialised, root / "migrations")
+    write_app(root)
+    return Project(root, database, database.url)
+
+
+# -- what "nothing changed" means --------------------------------------------------
+
+
+def folder_state(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def database_state(database: Database) -> dict[str, object]:
+    engine = database.engine()
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            state: dict[str, object] = {}
+            for table in sorted(inspector.get_table_names()):
+                columns = [c["name"] for c in inspector.get_columns(table)]
+                rows = sorted(
+                    map(repr, conn.execute(sa.text(f'SELECT * FROM "{table}"' if database.backend != "mariadb" else f"SELECT * FROM `{table}`")))
+                )
+                state[table] = (columns, rows)
+            return state
+    finally:
+        engine.dispose()
+
+
+def assert_one_error_line(result: Result, expected: str) -> str:
+    """Exit status 1, no traceback, and exactly one ``Error:`` line, the last one."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    assert result.stderr.rstrip().splitlines()[-1] == errors[0], result.stderr
+    assert expected.lower() in errors[0].lower(), errors[0]
+    return errors[0]
+
+
+# -- the cases ----------------------------------------------------------------------
+
+ALL = ("sqlite", "postgresql", "mariadb")
+SERVERS = ("postgresql", "mariadb")
+
+
+@dataclass
+class Case:
+    name: str
+    args: tuple[str, ...]
+    expected: str
+    setup: Callable[[Project], None] | None = None
+    backends: tuple[str, ...] = ALL
+    #: bring the database to this revision before the setup ("" = untouched)
+    start_at: str = ""
+
+
+def at(p: Project, revision: str) -> None:
+    result = p.flask("db", "upgrade", revision)
+    assert result.returncode == 0, result.stderr
+
+
+def add_branch(p: Project) -> None:
+    write_revision(p.versions, "b1", "a1", message="branch")
+
+
+def add_ambiguous(p: Project) -> None:
+    write_revision(p.versions, "abc111", "a2", message="one")
+    write_revision(p.versions, "abc222", "abc111", message="two")
+
+
+def set_version(*values: str) -> Callable[[Project], None]:
+    def setup(p: Project) -> None:
+        p.sql("DELETE FROM alembic_version")
+        for value in values:
+            p.sql(f"INSERT INTO alembic_version (version_num) VALUES ('{value}')")
+
+    return setup
+
+
+def wrong_column(p: Project) -> None:
+    p.sql(
+        "CREATE TABLE alembic_version (version VARCHAR(32) NOT NULL)",
+        "INSERT INTO alembic_version (version) VALUES ('a1')",
+    )
+
+
+def unversioned_tables(p: Project) -> None:
+    p.sql("CREATE TABLE user (id INTEGER PRIMARY KEY, name VARCHAR(128))"
+          if p.database.backend != "postgresql"
+          else 'CREATE TABLE "user" (id INTEGER PRIMARY KEY, name VARCHAR(128))')
+
+
+def remove(relative: str) -> Callable[[Project], None]:
+    def setup(p: Project) -> None:
+        path = p.migrations / relative
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    return setup
+
+
+def append_to(relative: str, text: str) -> Callable[[Project], None]:
+    def setup(p: Project) -> None:
+        path = p.migrations / relative
+        path.write_text(path.read_text() + text)
+
+    return setup
+
+
+def broken_revision(p: Project) -> None:
+    path = next(p.versions.glob("a2_*.py"))
+    path.write_text(path.read_text() + "\nif:\n")
+
+
+def duplicate_a2(p: Project) -> None:
+    source = next(p.versions.glob("a2_*.py"))
+    shutil.copy(source, p.versions / "a2_copy.py")
+
+
+def dangling_down_revision(p: Project) -> None:
+    write_revision(p.versions, "c1", "nowhere", message="dangling")
+
+
+def cycle(p: Project) -> None:
+    path = next(p.versions.glob("a1_*.py"))
+    path.write_text(path.read_text().replace("down_revision = None", "down_revision = 'a2'"))
+
+
+def corrupt_ini(p: Project) -> None:
+    (p.migrations / "alembic.ini").write_text("[alembic\nthis is = not [ini\n")
+
+
+def url(make: Callable[[Project], str]) -> Callable[[Project], None]:
+    def setup(p: Project) -> None:
+        p.url = make(p)
+
+    return setup
+
+
+def server_url(p: Project, **parts: object) -> str:
+    return sa.make_url(p.database.url).set(**parts).render_as_string(hide_password=False)
+
+
+def env(**values: str) -> Callable[[Project], None]:
+    def setup(p: Project) -> None:
+        p.env.update(values)
+
+    return setup
+
+
+def unset_flask_app(p: Project) -> None:
+    p.env["FLASK_APP"] = ""
+    (p.root / "app.py").rename(p.root / "application.py")
+
+
+def failing_app(p: Project) -> None:
+    (p.root / "broken.py").write_text("import flask_migrate\nraise RuntimeError('no config')\n")
+    p.env["FLASK_APP"] = "broken.py"
+
+
+CASES = [
+    # revisions
+    Case("upgrade-unknown-revision", ("db", "upgrade", "nosuchrev"), "can't locate revision", start_at="a1"),
+    Case("downgrade-unknown-revision", ("db", "downgrade", "nosuchrev"), "can't locate revision", start_at="a2"),
+    Case("ambiguous-prefix", ("db", "upgrade", "abc"), "abc", add_ambiguous, start_at="a1"),
+    Case("upgrade-too-far", ("db", "upgrade", "+999"), "999", start_at="a1"),
+    Case("downgrade-too-far", ("db", "downgrade", "-999"), "999", start_at="a2"),
+    Case("upgrade-multiple-heads", ("db", "upgrade"), "multiple head", add_branch, start_at="a1"),
+    Case("stamp-unknown-revision", ("db", "stamp", "nosuchrev"), "can't locate revision", start_at="a1"),
+    Case("show-unknown-revision", ("db", "show", "nosuchrev"), "can't locate revision"),
+    Case("revision-unknown-head", ("db", "revision", "--head", "nosuchrev", "-m", "x"), "nosuchrev"),
+    Case("sql-invalid-range", ("db", "upgrade", "--sql", "nosuch:a2"), "nosuch"),
+    Case("downgrade-at-base", ("db", "downgrade"), "-1"),
+    # version table
+    Case("version-unknown", ("db", "upgrade"), "not in the migrations folder", set_version("deadbeef"), start_at="a1"),
+    Case("version-two-related-rows", ("db", "upgrade"), "cannot both be current", set_version("a1", "a2"), start_at="a1"),
+    Case("version-empty-string", ("db", "upgrade"), "empty revision", set_version(""), start_at="a1"),
+    Case("version-wrong-column", ("db", "upgrade"), "version_num", wrong_column),
+    Case("tables-but-no-version-table", ("db", "upgrade"), "flask db stamp head", unversioned_tables),
+    # files
+    Case("no-migrations-folder", ("db", "upgrade"), "flask db init", remove("")),
+    Case("no-versions-folder", ("db", "upgrade"), "versions", remove("versions")),
+    Case("no-env-py", ("db", "upgrade"), "env.py", remove("env.py")),
+    Case("syntax-error-env-py", ("db", "upgrade"), "syntax error in", append_to("env.py", "\ndef (:\n")),
+    Case("syntax-error-revision", ("db", "upgrade"), "syntax error in", broken_revision),
+    Case("duplicate-revision-id", ("db", "upgrade"), "a2", duplicate_a2),
+    Case("down-revision-nowhere", ("db", "upgrade"), "nowhere", dangling_down_revision),
+    Case("cycle", ("db", "upgrade"), "cycle", cycle),
+    Case("corrupt-alembic-ini", ("db", "upgrade"), "ini", corrupt_ini),
+    Case("init-non-empty", ("db", "init"), "not empty"),
+    Case("init-unknown-template", ("db", "init", "-d", "fresh", "-t", "nosuch"), "no template"),
+    # connection
+    Case("refused-port", ("db", "upgrade"), "refused", url(lambda p: server_url(p, port=1)), SERVERS),
+    Case("unknown-host", ("db", "upgrade"), "host", url(lambda p: server_url(p, host="no-such-host.invalid")), SERVERS),
+    Case("unknown-user", ("db", "upgrade"), "user", url(lambda p: server_url(p, username="no_such_user_fm")), SERVERS),
+    Case("missing-database", ("db", "upgrade"), "does not exist", url(lambda p: server_url(p, database="no_such_db_fm")), SERVERS),
+    Case("malformed-url", ("db", "upgrade"), "could not load", url(lambda p: "postgresql+psycopg://u:p@host:notaport/x"), ("sqlite",)),
+    Case("unknown-driver", ("db", "upgrade"), "could not load", url(lambda p: "postgresql+nosuchdriver://u@localhost/x"), ("sqlite",)),
+    # SQLite
+    Case("sqlite-missing-directory", ("db", "upgrade"), "folder", url(lambda p: f"sqlite:///{p.root / 'no-such-dir' / 'x.db'}"), ("sqlite",)),
+    Case("sqlite-read-only", ("db", "upgrade"), "read-only", url(lambda p: f"sqlite:///file:{p.database.url[len('sqlite:///'):]}?mode=ro&uri=true"), ("sqlite",)),
+    # app
+    Case("flask-app-unset", ("db", "upgrade"), "could not locate a flask application", unset_flask_app, ("sqlite",)),
+    Case("flask-app-fails", ("db", "upgrade"), "could not load the flask application", failing_app, ("sqlite",)),
+]
+
+
+def case_params() -> Iterator[object]:
+    for case in CASES:
+        for backend in case.backends:
+            yield pytest.param(case, backend, id=f"{case.name}-{backend}")
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    # overrides conftest's parametrized fixture: each case names its backends
+    name: str = request.param
+    if name != "sqlite":
+        from conftest import require_server
+
+        require_server(name)
+    return name
+
+
+@pytest.mark.parametrize(("case", "backend"), list(case_params()), indirect=["backend"])
+def test_failure_is_one_clean_line(case: Case, backend: str, project: Project) -> None:
+    """The command fails with one ``Error:`` line and leaves database and folder as they were."""
+    if case.start_at:
+        at(project, case.start_at)
+    if case.setup is not None:
+        case.setup(project)
+    before_db = database_state(project.database)
+    before_files = folder_state(project.migrations)
+    result = project.flask(*case.args)
+    assert_one_error_line(result, case.expected)
+    assert database_state(project.database) == before_db
+    assert folder_state(project.migrations) == before_files
+
+
+# -- cases that need more than a URL ----------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+def test_wrong_password(project: Project, make_user: Callable[..., str]) -> None:
+    """A wrong password is one line saying the server refused the credentials.
+
+    (PostgreSQL here trusts local connections and ignores passwords, so the
+    case can only be produced on MariaDB.)
+    """
+    good = make_user("right-password")
+    project.url = sa.make_url(good).set(password="wrong-password").render_as_string(
+        hide_password=False
+    )
+    line = assert_one_error_line(project.flask("db", "upgrade"), "refused the user name or password")
+    assert "wrong-password" not in line
+
+
+@pytest.mark.parametrize("backend", SERVERS, indirect=True)
+def test_missing_privilege(project: Project, make_user: Callable[..., str]) -> None:
+    """A user who may not create tables gets one line naming the missing privilege."""
+    project.url = make_user("pw-for-read-only", privileges="read")
+    before = database_state(project.database)
+    assert_one_error_line(project.flask("db", "upgrade"), "privilege")
+    assert database_state(project.database) == before
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP server that accepts connections and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("backend", SERVERS, indirect=True)
+def test_server_that_never_answers_times_out(project: Project, silent_server: int) -> None:
+    """A server that accepts but never answers ends in a time-out, not a hang."""
+    project.url = server_url(project, port=silent_server)
+    write_app(project.root, extra='app.config["MIGRATE_CONNECT_TIMEOUT"] = 2')
+    started = time.monotonic()
+    assert_one_error_line(project.flask("db", "upgrade"), "did not answer in time")
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_locked_by_another_writer(project: Project) -> None:
+    """A write lock held by another process: the command waits, then says so in one line."""
+    path = project.database.url[len("sqlite:///"):]
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            f"c = sqlite3.connect({path!r}, isolation_level=None)\n"
+            "c.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        assert_one_error_line(project.flask("db", "upgrade"), "write lock")
+        assert time.monotonic() - started >= 4  # pysqlite's busy time-out is 5 s
+    finally:
+        holder.kill()
+        holder.wait()
+    assert database_state(project.database) == {}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_traceback_on_request(project: Project) -> None:
+    """FLASK_DB_TRACEBACK=1 shows the traceback instead of the one line."""
+    project.env["FLASK_DB_TRACEBACK"] = "1"
+    result = project.flask("db", "upgrade", "nosuchrev")
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr
