@@ -478,3 +478,37 @@ def test_traceback_on_request(project: Project) -> None:
     result = project.flask("db", "upgrade", "nosuchrev")
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_application_db_command_is_not_shadowed(project: Project) -> None:
+    """An app with its own ``db`` command (migrations renamed) still gets it."""
+    write_app(
+        project.root,
+        migrate_args='command="migrations"',
+        extra="""
+        import click
+
+        @app.cli.group("db")
+        def own_db():
+            "The application's own db commands."
+
+        @own_db.command()
+        def hello():
+            click.echo("hello from the app")
+        """,
+    )
+    result = project.flask("db", "hello")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "hello from the app"
+    result = project.flask("migrations", "heads")
+    assert result.returncode == 0, result.stderr
+    assert "a2 (head)" in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_renamed_group_says_where_it_is(project: Project) -> None:
+    """With ``command='database'``, ``flask db`` says to use ``flask database``."""
+    write_app(project.root, migrate_args='command="database"')
+    assert_one_error_line(project.flask("db", "upgrade"), "'flask database'")
+    assert project.flask("database", "upgrade").returncode == 0

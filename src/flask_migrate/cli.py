@@ -218,57 +218,54 @@ def _app_load_failure(exc: Exception) -> str:
     )
 
 
-class _LoadAppFirst(click.Command):
-    """``flask db`` as seen before the application is loaded.
-
-    Flask loads the application while it looks for the command, and prints a
-    traceback when the application cannot be imported. Registered as a
-    ``flask.commands`` plugin, this command is found without loading the
-    application; it then loads it, turning a failure into one ``Error:``
-    line, and hands the arguments to the application's own ``db`` command.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(
-            "db",
-            context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-            add_help_option=False,
-            help="Perform database migrations.",
-        )
-
-    def invoke(self, ctx: click.Context) -> t.Any:
-        from flask.cli import ScriptInfo
-
-        info = ctx.ensure_object(ScriptInfo)
-        try:
-            app = info.load_app()
-        except Exception as exc:  # noqa: BLE001 - any failure of the user's app
-            if "--traceback" in ctx.args or _truthy(os.environ.get("FLASK_DB_TRACEBACK")):
-                _print_traceback(exc, [])
-                sys.exit(1)
-            _fail(_app_load_failure(exc))
-        command = app.cli.get_command(ctx, "db")
-        if command is None:
-            state = app.extensions.get("migrate")
-            hint = (
-                f" This application's migration commands are 'flask {state.migrate.command}'."
-                if state is not None
-                else ""
-            )
-            _fail(f"No such command 'db'.{hint}")
-        with command.make_context("db", list(ctx.args), parent=ctx.parent) as sub_ctx:
-            return command.invoke(sub_ctx)
-
-
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-#: The ``flask.commands`` entry point: see :class:`_LoadAppFirst`.
-plugin = _LoadAppFirst()
+class MigrateGroup(AppGroup):
+    """The ``flask db`` group: loads the application itself, and fails cleanly.
+
+    Flask loads the application while it looks for a command, and prints a
+    traceback (plus "No such command") when the application cannot be
+    imported. This group is also registered as a ``flask.commands`` plugin,
+    so Flask finds it without loading the application; it then loads the
+    application here, turning a failure into one ``Error:`` line. If the
+    application registered it under another name, or has a ``db`` command of
+    its own, the application's own command gets the arguments.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: t.Any,
+    ) -> click.Context:
+        from flask import current_app
+        from flask.cli import ScriptInfo
+
+        if parent is not None and not extra.get("resilient_parsing") and not current_app:
+            info = parent.ensure_object(ScriptInfo)
+            try:
+                app = info.load_app()
+            except Exception as exc:  # noqa: BLE001 - any failure of the user's app
+                if "--traceback" in args or _truthy(os.environ.get("FLASK_DB_TRACEBACK")):
+                    _print_traceback(exc, [])
+                    sys.exit(1)
+                _fail(_app_load_failure(exc))
+            own = app.cli.commands.get(info_name or "")
+            if own is None:
+                state = app.extensions.get("migrate")
+                hint = ""
+                if state is not None:
+                    hint = f" This application's migration commands are 'flask {state.migrate.command}'."
+                _fail(f"No such command {info_name!r}.{hint}")
+            if own is not self:
+                return own.make_context(info_name, args, parent=parent, **extra)
+        return super().make_context(info_name, args, parent=parent, **extra)
 
 
-@click.group(cls=AppGroup)
+@click.group(cls=MigrateGroup)
 @_directory_option
 @_x_arg_option
 @click.option(
