@@ -168,13 +168,45 @@ def _where(exc: BaseException) -> str | None:
     return f"{path}, line {place.lineno}"
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> t.Iterator[None]:
+    """Let SIGTERM unwind the command like Ctrl-C does.
+
+    Python's default for SIGTERM is to die on the spot; raising instead runs
+    every ``finally``: transactions roll back and locks are released.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: t.Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _handle_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
     """Turn a failure into one ``Error:`` line, or a scrubbed traceback on request."""
 
     @functools.wraps(f)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return f(*args, **kwargs)
+            with _terminate_as_interrupt():
+                return f(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            # every lock and transaction was released on the way out
+            signal_name = str(exc) or "SIGINT"
+            _fail(
+                f"Interrupted by {signal_name}. The revision in progress was rolled "
+                "back where the database allows it; locks were released."
+            )
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - this is the CLI's last line
