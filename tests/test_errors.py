@@ -300,6 +300,11 @@ def failing_app(p: Project) -> None:
     p.env["FLASK_APP"] = "broken.py"
 
 
+def app_importing_nothing(p: Project) -> None:
+    (p.root / "broken.py").write_text("import no_such_module_fm\n")
+    p.env["FLASK_APP"] = "broken.py"
+
+
 CASES = [
     # revisions
     Case("upgrade-unknown-revision", ("db", "upgrade", "nosuchrev"), "can't locate revision", start_at="a1"),
@@ -344,6 +349,7 @@ CASES = [
     # app
     Case("flask-app-unset", ("db", "upgrade"), "could not locate a flask application", unset_flask_app, ("sqlite",)),
     Case("flask-app-fails", ("db", "upgrade"), "could not load the flask application", failing_app, ("sqlite",)),
+    Case("flask-app-import-error", ("db", "upgrade"), "no module named", app_importing_nothing, ("sqlite",)),
 ]
 
 

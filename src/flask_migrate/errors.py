@@ -23,18 +23,18 @@ class MigrateError(CommandError):
 class NoMigrationsFolder(MigrateError):
     """The migrations folder (or a file Alembic needs in it) does not exist."""
 
-    def __init__(self, directory: str, missing: str | None = None) -> None:
+    def __init__(self, directory: str, missing: str | None = None, command: str = "db") -> None:
         self.directory = directory
         self.missing = missing
         if missing is None:
             message = (
                 f"No migrations folder at {directory!r}. "
-                "Run 'flask db init' to create one."
+                f"Run 'flask {command} init' to create one."
             )
         else:
             message = (
                 f"The migrations folder {directory!r} has no {missing}. "
-                "Restore it from version control, or run 'flask db init' "
+                f"Restore it from version control, or run 'flask {command} init' "
                 "in an empty folder to start over."
             )
         super().__init__(message)
@@ -68,10 +68,26 @@ class PendingChanges(MigrateError):
 
     def __init__(self, diffs: list[t.Any]) -> None:
         self.diffs = diffs
+        shown = [_describe_diff(d) for d in diffs[:8]]
+        more = f" and {len(diffs) - 8} more" if len(diffs) > 8 else ""
         super().__init__(
-            f"New upgrade operations detected: {diffs}. "
+            f"New upgrade operations detected: {'; '.join(shown)}{more}. "
             "Run 'flask db migrate' to create a revision for them."
         )
+
+
+def _describe_diff(diff: t.Any) -> str:
+    """'add_table user', 'add_column user.email', ... for one autogenerate diff."""
+    if isinstance(diff, list):  # modify_* diffs come as a list of tuples
+        return ", ".join(_describe_diff(d) for d in diff)
+    kind, *rest = diff
+    obj = next((x for x in rest if hasattr(x, "name") and not isinstance(x, str)), None)
+    if obj is not None:
+        table = getattr(getattr(obj, "table", None), "name", None)
+        name = f"{table}.{obj.name}" if table else str(obj.name)
+    else:  # (schema, table, column, ...): the schema may be None
+        name = ".".join(x for x in rest[:3] if isinstance(x, str))
+    return f"{kind} {name}".strip()
 
 
 class DatabaseError(MigrateError):

@@ -290,14 +290,15 @@ def _script_directory(config: Config) -> ScriptDirectory:
     """The script directory, or a clear error when the folder is not usable."""
     location = config.get_main_option("script_location") or "migrations"
     path = Path(location)
+    command = _state().migrate.command
     if not path.is_dir():
-        raise NoMigrationsFolder(location)
+        raise NoMigrationsFolder(location, command=command)
     if not (path / "env.py").is_file():
-        raise NoMigrationsFolder(location, "env.py")
+        raise NoMigrationsFolder(location, "env.py", command)
     script = ScriptDirectory.from_config(config)
     for version_location in script._version_locations:
         if not Path(version_location).is_dir():
-            raise NoMigrationsFolder(location, "versions/ folder")
+            raise NoMigrationsFolder(location, "versions/ folder", command)
     # Load every revision now, before env.py touches a database: a broken
     # file, a cycle or a dangling down_revision then fails with nothing done.
     script.revision_map = RevisionMap(_unique_revisions(script))
