@@ -331,7 +331,7 @@ CASES = [
     Case("syntax-error-env-py", ("db", "upgrade"), "syntax error in", append_to("env.py", "\ndef (:\n")),
     Case("syntax-error-revision", ("db", "upgrade"), "syntax error in", broken_revision),
     Case("duplicate-revision-id", ("db", "upgrade"), "a2", duplicate_a2),
-    Case("down-revision-nowhere", ("db", "upgrade"), "nowhere", dangling_down_revision),
+    Case("down-revision-nowhere", ("db", "upgrade"), "down_revision names 'nowhere'", dangling_down_revision),
     Case("cycle", ("db", "upgrade"), "cycle", cycle),
     Case("corrupt-alembic-ini", ("db", "upgrade"), "ini", corrupt_ini),
     Case("init-non-empty", ("db", "init"), "not empty"),

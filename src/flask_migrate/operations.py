@@ -26,6 +26,7 @@ import io
 import logging
 import os
 import typing as t
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,7 +303,23 @@ def _script_directory(config: Config) -> ScriptDirectory:
     # Load every revision now, before env.py touches a database: a broken
     # file, a cycle or a dangling down_revision then fails with nothing done.
     script.revision_map = RevisionMap(_unique_revisions(script))
-    script.revision_map.heads  # noqa: B018 - builds and checks the map
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            script.revision_map.heads  # noqa: B018 - builds and checks the map
+        except KeyError as exc:
+            # Alembic warns "Revision X referenced from ... is not present",
+            # then fails on the missing key
+            said = "; ".join(str(w.message) for w in caught if "not present" in str(w.message))
+            raise MigrateError(
+                f"The revision history is broken: a down_revision names {exc}, which "
+                f"is not in the migrations folder ({said or 'no such revision'}). "
+                "Fix that revision's down_revision."
+            ) from None
+    for warning in caught:  # anything else Alembic had to say still gets said
+        warnings.warn_explicit(
+            warning.message, warning.category, warning.filename, warning.lineno
+        )
     return script
 
 
