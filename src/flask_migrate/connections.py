@@ -73,3 +73,52 @@ def connect_timeouts(engines: t.Iterable[Engine], timeout: float) -> Iterator[No
     finally:
         for target, name, fn in listeners:
             event.remove(target, name, fn)
+
+
+# synchronous drivers to try, per backend, for engines on an async driver
+_SYNC_DRIVERS = {
+    "postgresql": ("psycopg", "psycopg2", "pg8000"),
+    "mysql": ("pymysql", "mysqldb", "mysqlconnector"),
+    "mariadb": ("pymysql", "mysqldb", "mysqlconnector"),
+    "sqlite": ("pysqlite",),
+}
+
+
+def sync_twin(engine: Engine) -> Engine:
+    """An unpooled engine on the same database through a synchronous driver.
+
+    An async driver cannot be used outside the event loop that ``env.py``
+    starts; the lock, the journal and ``status`` talk to the database
+    before and after that, through a driver that needs no loop.
+    """
+    from sqlalchemy import create_engine, exc, pool
+
+    from .errors import MigrateError
+
+    backend = engine.url.get_backend_name()
+    for driver in _SYNC_DRIVERS.get(backend, ()):
+        try:
+            return create_engine(
+                engine.url.set(drivername=f"{backend}+{driver}"), poolclass=pool.NullPool
+            )
+        except (ImportError, exc.NoSuchModuleError):
+            continue
+    raise MigrateError(
+        f"{engine.url.render_as_string(hide_password=True)} uses an async driver, and "
+        f"no synchronous driver for {backend} "
+        f"({', '.join(_SYNC_DRIVERS.get(backend, ())) or 'none known'}) is installed. "
+        "Install one, or run with --no-lock."
+    )
+
+
+@contextlib.contextmanager
+def sync_engine_for(engine: Engine) -> Iterator[Engine]:
+    """``engine`` itself, or its synchronous twin (disposed afterwards)."""
+    if not engine.dialect.is_async:
+        yield engine
+        return
+    twin = sync_twin(engine)
+    try:
+        yield twin
+    finally:
+        twin.dispose()

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from .connections import sync_twin
 from .errors import MigrateError
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -128,7 +129,7 @@ class _ConnectionLock(MigrationLock):
             # An async driver cannot be used outside the event loop that
             # env.py starts later; the lock needs no pool of its own either,
             # so it takes a plain connection through a synchronous driver.
-            engine = self.sync_engine = _sync_twin(engine)
+            engine = self.sync_engine = sync_twin(engine)
         conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self.conn = conn
         return conn
@@ -366,31 +367,6 @@ except ImportError:  # pragma: no cover - Windows
             return True
         except OSError:
             return False
-
-
-# synchronous drivers to try, per backend, for engines on an async driver
-_SYNC_DRIVERS = {
-    "postgresql": ("psycopg", "psycopg2", "pg8000"),
-    "mysql": ("pymysql", "mysqldb", "mysqlconnector"),
-    "mariadb": ("pymysql", "mysqldb", "mysqlconnector"),
-}
-
-
-def _sync_twin(engine: Engine) -> Engine:
-    """An unpooled engine on the same database through a synchronous driver."""
-    backend = engine.url.get_backend_name()
-    for driver in _SYNC_DRIVERS.get(backend, ()):
-        try:
-            return sa.create_engine(
-                engine.url.set(drivername=f"{backend}+{driver}"), poolclass=sa.pool.NullPool
-            )
-        except (ImportError, sa.exc.NoSuchModuleError):
-            continue
-    raise MigrateError(
-        f"The migration lock on {engine.url.render_as_string(hide_password=True)} needs "
-        f"a synchronous driver for {backend} ({', '.join(_SYNC_DRIVERS.get(backend, ()))}), "
-        "and none is installed. Install one, or run with --no-lock."
-    )
 
 
 LockFactory = Callable[["Engine", str, str], "MigrationLock | None"]
