@@ -35,6 +35,8 @@ SERVER_URLS = {
     ),
 }
 BACKENDS = ["sqlite", "postgresql", "mariadb"]
+#: Flask-Migrate's own bookkeeping table, beside alembic_version
+JOURNAL = "flask_migrate_journal"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 _reachable: dict[str, str | None] = {}
@@ -79,12 +81,14 @@ class Database:
     def engine(self) -> sa.Engine:
         return sa.create_engine(self.url, poolclass=sa.pool.NullPool)
 
-    def table_names(self) -> set[str]:
+    def table_names(self, journal: bool = False) -> set[str]:
+        """The tables of the database; Flask-Migrate's journal only if asked for."""
         engine = self.engine()
         try:
-            return set(sa.inspect(engine).get_table_names())
+            names = set(sa.inspect(engine).get_table_names())
         finally:
             engine.dispose()
+        return names if journal else names - {JOURNAL}
 
     def column_names(self, table: str) -> set[str]:
         engine = self.engine()

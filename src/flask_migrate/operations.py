@@ -19,12 +19,14 @@ They must run inside an application context of an app that has a
 from __future__ import annotations
 
 import argparse
+import collections
 import configparser
 import contextlib
 import functools
 import io
 import logging
 import os
+import time
 import typing as t
 import warnings
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from . import locking
+from . import journal, locking
 from .config import Config
 from .errors import (
     DatabaseError,
@@ -53,7 +55,7 @@ from .errors import (
     passwords_in,
     scrub,
 )
-from .connections import DEFAULT_CONNECT_TIMEOUT, connect_timeouts
+from .connections import DEFAULT_CONNECT_TIMEOUT, connect_timeouts, sync_engine_for
 from .extension import x_arguments
 from .transactions import atomic_sqlite
 
@@ -117,6 +119,8 @@ class Step:
     message: str | None
     #: The database, as a URL with the password hidden.
     database: str
+    #: How long the step took, in seconds (``None`` in ``--sql`` mode).
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,9 @@ def _script_directory(config: Config) -> ScriptDirectory:
         raise NoMigrationsFolder(location, command=command)
     if not (path / "env.py").is_file():
         raise NoMigrationsFolder(location, "env.py", command)
+    # a syntax error in env.py must fail before anything touches a database
+    env_py = path / "env.py"
+    compile(env_py.read_bytes(), str(env_py), "exec")
     script = ScriptDirectory.from_config(config)
     for version_location in script._version_locations:
         if not Path(version_location).is_dir():
@@ -355,7 +362,22 @@ def _per_run_args() -> t.ContextManager[t.Any]:
     state = _state()
     if state._run_args.get() is not None:
         return contextlib.nullcontext()
-    return state.run_configure_args()
+    return state.run_configure_args(**_run_args(state))
+
+
+def _run_args(state: _MigrateConfig) -> dict[str, t.Any]:
+    """What every run of env.py gets on top of the application's configure arguments."""
+    user_filter = state._configure_args.get("include_name")
+    journal_name = journal.JOURNAL_TABLE
+
+    def include_name(name: str | None, type_: str, parent_names: t.Any) -> bool:
+        # our journal is not part of the application's schema: autogenerate
+        # must neither see it nor propose to drop it
+        if type_ == "table" and name == journal_name:
+            return False
+        return user_filter is None or bool(user_filter(name, type_, parent_names))
+
+    return {"include_name": include_name}
 
 
 def _run_env(
@@ -382,10 +404,60 @@ def _database_label(context: MigrationContext) -> str:
 
 
 class _StepRecorder:
-    """Collects the steps Alembic applies, via ``on_version_apply``."""
+    """Times and collects the steps Alembic applies, and journals them.
 
-    def __init__(self) -> None:
+    :meth:`wrap` wraps each step's function to note when it starts (and, with
+    a journal, to write its ``running`` row in the step's transaction);
+    ``on_version_apply`` then calls the recorder when the step is done, still
+    inside that transaction.
+    """
+
+    def __init__(
+        self,
+        journal_run: journal.JournalRun | None = None,
+        on_step: t.Callable[[Step], None] | None = None,
+    ) -> None:
         self.steps: list[Step] = []
+        self.journal_run = journal_run
+        self.on_step = on_step
+        self._started: dict[str, collections.deque[tuple[float, int | None]]] = {}
+
+    def wrap(self, steps: t.Iterable[t.Any], context: MigrationContext) -> list[t.Any]:
+        database = _database_label(context)
+        started = self._started.setdefault(database, collections.deque())
+        journal_run = self.journal_run
+        write = (
+            journal_run is not None
+            and database in journal_run.active
+            and context.connection is not None
+        )
+        steps = list(steps)
+        if context.as_sql:
+            return steps
+        for step in steps:
+            run = step.migration_fn
+
+            @functools.wraps(run)  # Alembic names the step after the function
+            def timed(*args: t.Any, _run: t.Any = run, _step: t.Any = step, **kw: t.Any) -> t.Any:
+                step_id = None
+                if write:
+                    assert journal_run is not None and context.connection is not None
+                    revision = getattr(_step, "revision", None)
+                    path = Path(revision.path) if revision is not None else None
+                    step_id = journal.start_step(
+                        context.connection,
+                        journal_run.table,
+                        journal_run.run_id,
+                        _direction(_step),
+                        getattr(revision, "revision", None) or _stamp_target(_step),
+                        path,
+                        _first_line(getattr(revision, "doc", None)),
+                    )
+                started.append((time.perf_counter(), step_id))
+                return _run(*args, **kw)
+
+            step.migration_fn = timed
+        return steps
 
     def __call__(
         self,
@@ -399,18 +471,44 @@ class _StepRecorder:
             direction = "stamp"
         else:
             direction = "upgrade" if step.is_upgrade else "downgrade"
+        database = _database_label(ctx)
+        duration = None
+        queue = self._started.get(database)
+        if queue:
+            began, step_id = queue.popleft()
+            duration = time.perf_counter() - began
+            if step_id is not None and self.journal_run is not None and ctx.connection is not None:
+                journal.finish_step(
+                    ctx.connection, self.journal_run.table, step_id, int(duration * 1000)
+                )
         doc = getattr(step.up_revision, "doc", None)
-        message = doc.splitlines()[0] if doc else None
-        self.steps.append(
-            Step(
-                direction=direction,
-                source=tuple(step.source_revision_ids),
-                destination=tuple(step.destination_revision_ids),
-                revision=step.up_revision_id,
-                message=message,
-                database=_database_label(ctx),
-            )
+        recorded = Step(
+            direction=direction,
+            source=tuple(step.source_revision_ids),
+            destination=tuple(step.destination_revision_ids),
+            revision=step.up_revision_id,
+            message=_first_line(doc),
+            database=database,
+            duration=None if ctx.as_sql else duration,
         )
+        self.steps.append(recorded)
+        if self.on_step is not None:
+            self.on_step(recorded)
+
+
+def _first_line(text: str | None) -> str | None:
+    return text.strip().splitlines()[0] if text and text.strip() else None
+
+
+def _direction(step: t.Any) -> str:
+    if not hasattr(step, "revision"):
+        return "stamp"
+    return "upgrade" if step.is_upgrade else "downgrade"
+
+
+def _stamp_target(step: t.Any) -> str | None:
+    targets = getattr(step, "to_", None) or getattr(step, "to_revisions", None) or ()
+    return ",".join(targets) if targets else None
 
 
 @dataclass(frozen=True)
@@ -444,6 +542,8 @@ def _run_with_steps(
     fn: t.Callable[[t.Any, MigrationContext], t.Iterable[t.Any]],
     lock: LockOptions | None = None,
     before: t.Callable[[], None] | None = None,
+    plan: _Plan | None = None,
+    on_step: t.Callable[[Step], None] | None = None,
     **env_kwargs: t.Any,
 ) -> list[Step]:
     """Run ``env.py`` with ``fn``, returning the steps it applied.
@@ -453,12 +553,15 @@ def _run_with_steps(
     whole run (unless disabled), taken before ``env.py`` reads a version
     table, and SQLite transactions are made real (see :mod:`.transactions`).
     """
-    recorder = _StepRecorder()
     state = _state()
+    journal_run = None
+    if lock is not None and plan is not None:
+        journal_run = journal.JournalRun(plan.direction, plan.target, _version_table(state)[1])
+    recorder = _StepRecorder(journal_run, on_step)
     user_hooks = state._configure_args.get("on_version_apply") or ()
     if callable(user_hooks):
         user_hooks = (user_hooks,)
-    extra: dict[str, t.Any] = {"on_version_apply": (*user_hooks, recorder)}
+    extra: dict[str, t.Any] = {**_run_args(state), "on_version_apply": (*user_hooks, recorder)}
     if "transaction_per_migration" not in state._configure_args:
         # each revision commits on its own, together with its version-table
         # change: a failure leaves the database at the last good revision
@@ -480,9 +583,105 @@ def _run_with_steps(
             fn = _undo_version_table_on_refusal(fn, _missing_version_tables(engines))
             if before is not None:
                 before()
+            if journal_run is not None and plan is not None:
+                _open_journal(journal_run, plan, script, engines)
         stack.enter_context(state.run_configure_args(**extra))
-        _run_env(config, script, fn, **env_kwargs)
+        inner = fn
+
+        def timed_fn(rev: t.Any, context: MigrationContext) -> t.Iterable[t.Any]:
+            return recorder.wrap(inner(rev, context), context)
+
+        try:
+            _run_env(config, script, timed_fn, **env_kwargs)
+        except BaseException as exc:
+            if journal_run is not None:
+                _close_journal(journal_run, f"{type(exc).__name__}: {exc}")
+            raise
+        if journal_run is not None:
+            _close_journal(journal_run, None)
     return recorder.steps
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a command will do to each database, for the journal's pre-flight."""
+
+    direction: str
+    target: str
+    #: current heads -> the steps Alembic will run
+    compute: t.Callable[[tuple[str, ...]], t.Sequence[t.Any]]
+    #: whether to check the version table (not for ``stamp --purge``)
+    check: bool = True
+
+
+def _open_journal(
+    run: journal.JournalRun, plan: _Plan, script: ScriptDirectory, engines: list[t.Any]
+) -> None:
+    """Under the lock, before env.py: read each database, open the run's journal.
+
+    A bad revision or a broken version table fails here, before anything is
+    written; so does a revision left half-applied on MariaDB/MySQL.
+    """
+    from alembic.runtime.migration import MigrationContext
+
+    state = _state()
+    table, schema = _version_table(state)
+    for engine in engines:
+        database = engine.url.render_as_string(hide_password=True)
+        with sync_engine_for(engine) as sync_engine, sync_engine.begin() as conn:
+            heads: tuple[str, ...] = ()
+            if sa.inspect(conn).has_table(table, schema=schema):
+                context = MigrationContext.configure(
+                    conn, opts={"version_table": table, "version_table_schema": schema}
+                )
+                heads = tuple(context.get_current_heads())
+            if plan.check:
+                _check_version_table(script, heads, database, table)
+            steps = plan.compute(heads)
+            files = {
+                rev: Path(sc.path)
+                for rev in heads
+                if (sc := _known_script(script, rev)) is not None
+            }
+            try:
+                run.prepare(conn, database, heads, steps, files, engine)
+            except journal.InterruptedRevision as exc:
+                raise MigrateError(str(exc)) from None
+            if plan.direction == "upgrade" and database in run.active:
+                _warn_changed_files(conn, run.table, script, heads, database)
+    for note in run.notes:
+        log.warning(note)
+
+
+def _known_script(script: ScriptDirectory, rev: str) -> Script | None:
+    return script.get_revision(rev) if _has_revision(script, rev) else None
+
+
+def _warn_changed_files(
+    conn: t.Any, table: sa.Table, script: ScriptDirectory, heads: tuple[str, ...], database: str
+) -> None:
+    """Say once if revisions applied to this database were edited since."""
+    from .status import _changed_files
+
+    if not journal.exists(conn, table):
+        return
+    changed = _changed_files(script, heads, [], journal.applied_checksums(conn, table))
+    if changed:
+        listed = ", ".join(f"{c.revision} ({c.change})" for c in changed)
+        log.warning(
+            "Revisions applied to %s have changed since: %s. Databases already migrated "
+            "do not see such edits; run 'flask db status' for details.", database, listed,
+        )
+
+
+def _close_journal(run: journal.JournalRun, error: str | None) -> None:
+    """After env.py: mark the run done (or failed) in each database it touched."""
+    for database, engine in run.active.items():
+        try:
+            with sync_engine_for(engine) as sync_engine, sync_engine.begin() as conn:
+                run.finish(conn, error and scrub(error, _secrets()))
+        except Exception as exc:  # noqa: BLE001 - never hide the command's own outcome
+            log.warning("Could not record the end of this run in %s: %s", database, exc)
 
 
 def _missing_version_tables(engines: list[t.Any]) -> set[str]:
@@ -533,11 +732,9 @@ def _version_table(state: _MigrateConfig) -> tuple[str, str | None]:
 
 
 def _check_version_table(
-    script: ScriptDirectory, heads: t.Sequence[str], context: MigrationContext
+    script: ScriptDirectory, heads: t.Sequence[str], database: str, table: str
 ) -> None:
     """Refuse to move a database whose version table makes no sense."""
-    database = _database_label(context)
-    table = context._version.name if context._version is not None else "alembic_version"
     repair = f"run 'flask db stamp --purge <revision>' to record the revision it is really at"
     if any(not h for h in heads):
         raise MigrateError(
@@ -565,6 +762,12 @@ def _check_version_table(
                         f"{a}, but {a} comes after {b}: they cannot both be current. "
                         f"Check the schema, then {repair}."
                     )
+
+
+def _context_names(context: MigrationContext) -> tuple[str, str]:
+    """The database and the version table name of a migration context."""
+    table = context._version.name if context._version is not None else "alembic_version"
+    return _database_label(context), table
 
 
 def _refuse_unversioned_schema() -> None:
@@ -851,6 +1054,7 @@ def upgrade(
     quiet: bool = True,
     output: t.TextIO | None = None,
     lock: LockOptions = LockOptions(),
+    on_step: t.Callable[[Step], None] | None = None,
 ) -> list[Step]:
     """Upgrade to ``revision``; returns the steps applied, in order.
 
@@ -869,13 +1073,18 @@ def upgrade(
         starting_rev, revision = revision.split(":", 1)
         starting_rev = starting_rev or None
 
+    def compute(heads: t.Any) -> t.Any:
+        return script._upgrade_revs(revision, heads)
+
     def fn(rev: t.Any, context: MigrationContext) -> t.Any:
-        _check_version_table(script, rev, context)
-        return script._upgrade_revs(revision, rev)
+        _check_version_table(script, rev, *_context_names(context))
+        return compute(rev)
 
     return _run_with_steps(
         config, script, fn, None if sql else lock,
-        before=None if sql else _refuse_unversioned_schema, as_sql=sql, starting_rev=starting_rev,
+        before=None if sql else _refuse_unversioned_schema,
+        plan=_Plan("upgrade", revision, compute), on_step=on_step,
+        as_sql=sql, starting_rev=starting_rev,
         destination_rev=revision, tag=tag,
     )
 
@@ -891,6 +1100,7 @@ def downgrade(
     quiet: bool = True,
     output: t.TextIO | None = None,
     lock: LockOptions = LockOptions(),
+    on_step: t.Callable[[Step], None] | None = None,
 ) -> list[Step]:
     """Downgrade to ``revision``; returns the steps applied, in order.
 
@@ -912,12 +1122,17 @@ def downgrade(
     elif sql:
         raise MigrateError("downgrade with --sql needs a range, <fromrev>:<torev>.")
 
+    def compute(heads: t.Any) -> t.Any:
+        return script._downgrade_revs(revision, heads)
+
     def fn(rev: t.Any, context: MigrationContext) -> t.Any:
-        _check_version_table(script, rev, context)
-        return script._downgrade_revs(revision, rev)
+        _check_version_table(script, rev, *_context_names(context))
+        return compute(rev)
 
     return _run_with_steps(
-        config, script, fn, None if sql else lock, as_sql=sql, starting_rev=starting_rev,
+        config, script, fn, None if sql else lock,
+        plan=_Plan("downgrade", revision, compute), on_step=on_step,
+        as_sql=sql, starting_rev=starting_rev,
         destination_rev=revision, tag=tag,
     )
 
@@ -934,6 +1149,7 @@ def stamp(
     quiet: bool = True,
     output: t.TextIO | None = None,
     lock: LockOptions = LockOptions(),
+    on_step: t.Callable[[Step], None] | None = None,
 ) -> list[Step]:
     """Set the version table to ``revision`` without running migrations."""
     config = _get_config(directory, x_arg=x_arg, quiet=quiet, output=output)
@@ -953,13 +1169,18 @@ def stamp(
     if purge and sql:
         raise MigrateError("--purge cannot be combined with --sql.")
 
+    def compute(heads: t.Any) -> t.Any:
+        return script._stamp_revs(tuple(destinations), () if purge else heads)
+
     def fn(rev: t.Any, context: MigrationContext) -> t.Any:
         if not purge:  # --purge is how a broken version table is repaired
-            _check_version_table(script, rev, context)
-        return script._stamp_revs(tuple(destinations), rev)
+            _check_version_table(script, rev, *_context_names(context))
+        return compute(rev)
 
     return _run_with_steps(
-        config, script, fn, None if sql else lock, as_sql=sql, starting_rev=starting_rev,
+        config, script, fn, None if sql else lock,
+        plan=_Plan("stamp", ",".join(destinations), compute, check=not purge), on_step=on_step,
+        as_sql=sql, starting_rev=starting_rev,
         destination_rev=tuple(destinations), tag=tag, purge=purge,
     )
 
