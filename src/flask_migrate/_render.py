@@ -11,7 +11,8 @@ import typing as t
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.script import Script
 
-    from .operations import BranchPoint, CurrentRevisions, History, TemplateInfo
+    from .operations import BranchPoint, CurrentRevisions, History, Step, TemplateInfo
+    from .status import Status
 
 
 def templates(found: t.Iterable[TemplateInfo]) -> list[str]:
@@ -71,3 +72,61 @@ def current(found: t.Iterable[CurrentRevisions], verbose: bool) -> list[str]:
 
 def show(scripts: t.Iterable[Script]) -> list[str]:
     return [sc.log_entry for sc in scripts]
+
+
+def step(step: Step, with_database: bool) -> str:
+    """One applied step, as it finishes: ``upgrade a1 -> a2, message (0.12 s)``."""
+    source = ", ".join(step.source) or "<base>"
+    destination = ", ".join(step.destination) or "<base>"
+    note = f", {step.message}" if step.message else ""
+    where = f" on {step.database}" if with_database else ""
+    took = f" ({step.duration:.2f} s)" if step.duration is not None else ""
+    return f"{step.direction.capitalize()} {source} -> {destination}{note}{where}{took}"
+
+
+def _revision_line(rev: str, message: str | None) -> str:
+    return f"{rev} ({message})" if message else rev
+
+
+def status(result: Status) -> list[str]:
+    """The ``flask db status`` screen: one block per database."""
+    lines: list[str] = []
+    for db in result.databases:
+        title = f"Database {db.bind!r}: {db.database}" if db.bind else f"Database: {db.database}"
+        lines.append(title)
+        current = [_revision_line(r, db.messages.get(r)) for r in db.current] or ["<base>"]
+        heads = [_revision_line(r, db.messages.get(r)) for r in db.heads] or ["<base> (no revisions)"]
+        lines.append("  Current:  " + "; ".join(current))
+        lines.append("  Head:     " + "; ".join(heads))
+        if db.pending:
+            count = len(db.pending)
+            lines.append(
+                f"  Pending:  {count} revision{'s' if count != 1 else ''}, in the order "
+                "'upgrade' applies them:"
+            )
+            width = max(len(p.revision) for p in db.pending)
+            for p in db.pending:
+                lines.append(f"    {p.revision:<{width}}  {p.message or ''}  ({p.file})")
+        elif db.at_head:
+            lines.append("  Up to date.")
+        if db.recent:
+            lines.append("  Last applied:")
+            for entry in db.recent:
+                took = f"{entry.duration_ms / 1000:.2f} s" if entry.duration_ms is not None else "-"
+                what = entry.direction or entry.kind
+                lines.append(
+                    f"    {entry.started_at:%Y-%m-%d %H:%M:%S} UTC  {what:<9} "
+                    f"{entry.revision or '':<14} {took:>8}  {entry.state}"
+                    + (f"  {entry.message}" if entry.message else "")
+                )
+        elif not db.has_journal:
+            lines.append("  Journal:  empty (it starts with the next upgrade, downgrade or stamp)")
+        if db.problems:
+            lines.append(f"  Problems ({len(db.problems)}):")
+            for problem in db.problems:
+                lines.append(f"    - {problem.message}")
+                lines.append(f"      What to do: {problem.fix}")
+        else:
+            lines.append("  No problems.")
+        lines.append("")
+    return lines

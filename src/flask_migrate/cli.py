@@ -107,6 +107,19 @@ def _lock(lock_timeout: float | None, no_lock: bool | None) -> t.Any:
     )
 
 
+def _step_printer() -> t.Callable[[t.Any], None]:
+    """Print each applied step with its duration as it finishes."""
+    from flask import current_app
+
+    several = bool(current_app.extensions["migrate"].bind_names())
+
+    def echo(step: t.Any) -> None:
+        if step.duration is not None:  # None: --sql, where the SQL is the output
+            click.echo(_render.step(step, several))
+
+    return echo
+
+
 def _fail(message: str) -> t.NoReturn:
     """Print one line ``Error: ...`` on stderr and exit with status 1."""
     from .errors import passwords_in, scrub
@@ -513,7 +526,7 @@ def upgrade(
 
     operations.upgrade(
         _dir(directory), revision, sql, tag, x_arg, quiet=False,
-        lock=_lock(lock_timeout, no_lock),
+        lock=_lock(lock_timeout, no_lock), on_step=_step_printer(),
     )
 
 
@@ -540,7 +553,7 @@ def downgrade(
 
     operations.downgrade(
         _dir(directory), revision, sql, tag, x_arg, quiet=False,
-        lock=_lock(lock_timeout, no_lock),
+        lock=_lock(lock_timeout, no_lock), on_step=_step_printer(),
     )
 
 
@@ -660,7 +673,7 @@ def stamp(
 
     operations.stamp(
         _dir(directory), revision, sql, tag, purge, x_arg, quiet=False,
-        lock=_lock(lock_timeout, no_lock),
+        lock=_lock(lock_timeout, no_lock), on_step=_step_printer(),
     )
 
 
@@ -674,3 +687,38 @@ def check(directory: str | None, x_arg: tuple[str, ...]) -> None:
 
     operations.check(_dir(directory), x_arg)
     click.echo("No new upgrade operations detected.")
+
+
+@db.command()
+@_directory_option
+@_x_arg_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit with status 1 when a database is not at head or has a problem.",
+)
+@click.option(
+    "--recent",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many journal entries to show per database.",
+)
+@_handle_errors
+def status(
+    directory: str | None, x_arg: tuple[str, ...], as_json: bool, check: bool, recent: int
+) -> None:
+    """Show each database's revision, pending revisions, recent steps and problems."""
+    import json
+
+    from . import operations
+
+    result = operations.status(_dir(directory), x_arg, recent)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        for line in _render.status(result):
+            click.echo(line)
+    if check and not result.ok:
+        sys.exit(1)

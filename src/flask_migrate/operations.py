@@ -63,6 +63,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.runtime.migration import MigrationContext, MigrationInfo
 
     from .extension import _MigrateConfig
+    from .status import Status
 
 __all__ = [
     "BranchPoint",
@@ -85,6 +86,7 @@ __all__ = [
     "revision",
     "show",
     "stamp",
+    "status",
     "upgrade",
 ]
 
@@ -647,7 +649,7 @@ def _open_journal(
                 run.prepare(conn, database, heads, steps, files, engine)
             except journal.InterruptedRevision as exc:
                 raise MigrateError(str(exc)) from None
-            if plan.direction == "upgrade" and database in run.active:
+            if plan.direction == "upgrade":
                 _warn_changed_files(conn, run.table, script, heads, database)
     for note in run.notes:
         log.warning(note)
@@ -1273,6 +1275,25 @@ def history(
             head = currents
     scripts = tuple(script.walk_revisions(base=base or "base", head=head or "heads"))
     return History(scripts, currents if indicate_current else None)
+
+
+@_translate_errors
+def status(
+    directory: str | os.PathLike[str] | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    recent: int = 10,
+) -> Status:
+    """Where each database of the application stands, and what needs attention.
+
+    Reads every database (the default one and each bind) directly: its
+    version table, its tables and its journal, compared with the migrations
+    folder and the models. See :mod:`flask_migrate.status`.
+    """
+    from .status import collect
+
+    config = _get_config(directory, x_arg=x_arg)
+    script = _script_directory(config)
+    return collect(_state(), script, recent)
 
 
 @_translate_errors

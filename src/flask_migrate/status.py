@@ -78,6 +78,8 @@ class DatabaseStatus:
     problems: tuple[Problem, ...]
     #: Whether the journal table exists yet.
     has_journal: bool = False
+    #: The first line of the message of each current and head revision.
+    messages: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def at_head(self) -> bool:
@@ -272,6 +274,11 @@ def _collect_one(
         changed_files=tuple(changed),
         problems=tuple(problems),
         has_journal=has_journal,
+        messages={
+            rev: _first_line(sc.doc)
+            for rev in (*current, *heads)
+            if (sc := _known(script, rev)) is not None
+        },
     )
 
 
