@@ -543,7 +543,6 @@ def _run_with_steps(
     script: ScriptDirectory,
     fn: t.Callable[[t.Any, MigrationContext], t.Iterable[t.Any]],
     lock: LockOptions | None = None,
-    before: t.Callable[[], None] | None = None,
     plan: _Plan | None = None,
     on_step: t.Callable[[Step], None] | None = None,
     **env_kwargs: t.Any,
@@ -581,12 +580,10 @@ def _run_with_steps(
                     )
                 )
             stack.enter_context(atomic_sqlite(engines))
-            # under the lock: nobody changes the databases meanwhile
-            fn = _undo_version_table_on_refusal(fn, _missing_version_tables(engines))
-            if before is not None:
-                before()
             if journal_run is not None and plan is not None:
-                _open_journal(journal_run, plan, script, engines)
+                # under the lock: nobody changes the databases meanwhile
+                missing = _preflight(journal_run, plan, script)
+                fn = _undo_version_table_on_refusal(fn, missing)
         stack.enter_context(state.run_configure_args(**extra))
         inner = fn
 
@@ -616,27 +613,39 @@ class _Plan:
     check: bool = True
 
 
-def _open_journal(
-    run: journal.JournalRun, plan: _Plan, script: ScriptDirectory, engines: list[t.Any]
-) -> None:
-    """Under the lock, before env.py: read each database, open the run's journal.
+def _preflight(run: journal.JournalRun, plan: _Plan, script: ScriptDirectory) -> set[str]:
+    """Under the lock, before env.py: read each database, and open the run's journal.
 
-    A bad revision or a broken version table fails here, before anything is
-    written; so does a revision left half-applied on MariaDB/MySQL.
+    Everything that makes the command refuse fails here, before anything is
+    written: a bad revision, a broken version table, a revision left
+    half-applied on MariaDB/MySQL, and an upgrade of a database that was
+    built without migrations (its first revision would fail half-way with
+    "table already exists"; ``stamp`` is how to adopt it).
+
+    Returns the databases without DDL transactions that have no version
+    table yet (see :func:`_undo_version_table_on_refusal`).
     """
     from alembic.runtime.migration import MigrationContext
 
     state = _state()
     table, schema = _version_table(state)
-    for engine in engines:
+    missing: set[str] = set()
+    for key in [None, *state.bind_names()]:
+        engine = state.get_engine(key)
         database = engine.url.render_as_string(hide_password=True)
         with sync_engine_for(engine) as sync_engine, sync_engine.begin() as conn:
             heads: tuple[str, ...] = ()
-            if sa.inspect(conn).has_table(table, schema=schema):
+            existing = set(sa.inspect(conn).get_table_names(schema=schema))
+            if table in existing:
                 context = MigrationContext.configure(
                     conn, opts={"version_table": table, "version_table_schema": schema}
                 )
                 heads = tuple(context.get_current_heads())
+            else:
+                if plan.direction == "upgrade":
+                    _refuse_unversioned_schema(existing, state.get_metadata(key), database, table)
+                if conn.dialect.name in ("mysql", "mariadb"):
+                    missing.add(database)
             if plan.check:
                 _check_version_table(script, heads, database, table)
             steps = plan.compute(heads)
@@ -653,6 +662,7 @@ def _open_journal(
                 _warn_changed_files(conn, run.table, script, heads, database)
     for note in run.notes:
         log.warning(note)
+    return missing
 
 
 def _known_script(script: ScriptDirectory, rev: str) -> Script | None:
@@ -684,19 +694,6 @@ def _close_journal(run: journal.JournalRun, error: str | None) -> None:
                 run.finish(conn, error and scrub(error, _secrets()))
         except Exception as exc:  # noqa: BLE001 - never hide the command's own outcome
             log.warning("Could not record the end of this run in %s: %s", database, exc)
-
-
-def _missing_version_tables(engines: list[t.Any]) -> set[str]:
-    """The databases without DDL transactions that have no version table yet."""
-    table, schema = _version_table(_state())
-    missing = set()
-    for engine in engines:
-        if engine.dialect.name not in ("mysql", "mariadb") or engine.dialect.is_async:
-            continue
-        with engine.connect() as conn:
-            if not sa.inspect(conn).has_table(table, schema=schema):
-                missing.add(engine.url.render_as_string(hide_password=True))
-    return missing
 
 
 def _undo_version_table_on_refusal(
@@ -772,33 +769,19 @@ def _context_names(context: MigrationContext) -> tuple[str, str]:
     return _database_label(context), table
 
 
-def _refuse_unversioned_schema() -> None:
-    """Refuse to upgrade a database built without migrations.
-
-    Running the first revisions on it fails with "table already exists"
-    half-way; on MariaDB that leaves a mess. ``stamp`` is how to adopt it.
-    """
-    state = _state()
-    table, schema = _version_table(state)
-    for key in [None, *state.bind_names()]:
-        engine = state.get_engine(key)
-        if engine.dialect.is_async:
-            continue  # cannot be inspected from here; env.py will tell
-        with engine.connect() as conn:
-            existing = set(sa.inspect(conn).get_table_names(schema=schema))
-        if table in existing:
-            continue
-        modelled = {tbl.name for tbl in state.get_metadata(key).tables.values()
-                    if tbl.schema is None}
-        clash = sorted(existing & modelled)
-        if clash:
-            shown = ", ".join(clash[:5]) + (", ..." if len(clash) > 5 else "")
-            raise MigrateError(
-                f"{engine.url.render_as_string(hide_password=True)} already has tables "
-                f"({shown}) but no {table} table: it was not built by these migrations. "
-                "If its schema matches the models, run 'flask db stamp head' to adopt "
-                "it, then 'flask db upgrade' for anything newer."
-            )
+def _refuse_unversioned_schema(
+    existing: set[str], metadata: sa.MetaData, database: str, table: str
+) -> None:
+    """Refuse to upgrade a database whose tables were built without migrations."""
+    modelled = {tbl.name for tbl in metadata.tables.values() if tbl.schema is None}
+    clash = sorted(existing & modelled)
+    if clash:
+        shown = ", ".join(clash[:5]) + (", ..." if len(clash) > 5 else "")
+        raise MigrateError(
+            f"{database} already has tables ({shown}) but no {table} table: it was not "
+            "built by these migrations. If its schema matches the models, run 'flask db "
+            "stamp head' to adopt it, then 'flask db upgrade' for anything newer."
+        )
 
 
 # -- templates and init ------------------------------------------------------
@@ -1084,7 +1067,6 @@ def upgrade(
 
     return _run_with_steps(
         config, script, fn, None if sql else lock,
-        before=None if sql else _refuse_unversioned_schema,
         plan=_Plan("upgrade", revision, compute), on_step=on_step,
         as_sql=sql, starting_rev=starting_rev,
         destination_rev=revision, tag=tag,
