@@ -398,3 +398,54 @@ def make_user(backend: str, database: Database) -> Iterator[Callable[..., str]]:
                 conn.execute(sa.text(f"DROP USER '{user}'@'%'"))
     admin.dispose()
     in_db.dispose()
+
+
+# -- revision files written by hand ------------------------------------------------
+
+REVISION = '''\
+"""{message}
+
+Revision ID: {rev}
+Revises: {down}
+"""
+import os
+import time
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = {rev!r}
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+{upgrade}
+
+
+def downgrade():
+{downgrade}
+'''
+
+
+def write_revision(
+    versions: Path,
+    rev: str,
+    down: str | None,
+    upgrade: str = "pass",
+    downgrade: str = "pass",
+    message: str = "step",
+) -> Path:
+    """Write a revision file whose upgrade()/downgrade() bodies are given as code."""
+    path = versions / f"{rev}_{message.replace(' ', '_')}.py"
+    path.write_text(
+        REVISION.format(
+            message=message,
+            rev=rev,
+            down=down,
+            upgrade=textwrap.indent(textwrap.dedent(upgrade).strip(), "    "),
+            downgrade=textwrap.indent(textwrap.dedent(downgrade).strip(), "    "),
+        )
+    )
+    return path

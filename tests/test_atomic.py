@@ -38,57 +38,18 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from conftest import FLASK, Database, DatabaseFactory, Result, run_flask, write_app, JOURNAL
+from conftest import (
+    FLASK,
+    JOURNAL,
+    Database,
+    DatabaseFactory,
+    Result,
+    run_flask,
+    write_app,
+    write_revision,
+)
 
 ATOMIC_BACKENDS = ["sqlite", "postgresql"]
-
-REVISION = '''\
-"""{message}
-
-Revision ID: {rev}
-Revises: {down}
-"""
-import os
-import time
-
-from alembic import op
-import sqlalchemy as sa
-
-revision = {rev!r}
-down_revision = {down!r}
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-{upgrade}
-
-
-def downgrade():
-{downgrade}
-'''
-
-
-def write_revision(
-    versions: Path,
-    rev: str,
-    down: str | None,
-    upgrade: str = "pass",
-    downgrade: str = "pass",
-    message: str = "step",
-) -> Path:
-    path = versions / f"{rev}_{message.replace(' ', '_')}.py"
-    path.write_text(
-        REVISION.format(
-            message=message,
-            rev=rev,
-            down=down,
-            upgrade=textwrap.indent(textwrap.dedent(upgrade).strip(), "    "),
-            downgrade=textwrap.indent(textwrap.dedent(downgrade).strip(), "    "),
-        )
-    )
-    return path
-
 
 @pytest.fixture(scope="session")
 def migrations_template(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -8,12 +8,10 @@ database nor the migrations folder changed.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,54 +21,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import Database, Result, run_flask, write_app
+from conftest import Database, Result, run_flask, write_app, write_revision
 
 # -- the project every case starts from ------------------------------------------
-
-REVISION = '''\
-"""{message}
-
-Revision ID: {rev}
-Revises: {down}
-"""
-from alembic import op
-import sqlalchemy as sa
-
-revision = {rev!r}
-down_revision = {down!r}
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-{upgrade}
-
-
-def downgrade():
-{downgrade}
-'''
-
-
-def write_revision(
-    versions: Path,
-    rev: str,
-    down: str | None,
-    upgrade: str = "pass",
-    downgrade: str = "pass",
-    message: str = "step",
-) -> Path:
-    path = versions / f"{rev}_{message.replace(' ', '_')}.py"
-    path.write_text(
-        REVISION.format(
-            message=message,
-            rev=rev,
-            down=down,
-            upgrade=textwrap.indent(textwrap.dedent(upgrade).strip(), "    "),
-            downgrade=textwrap.indent(textwrap.dedent(downgrade).strip(), "    "),
-        )
-    )
-    return path
-
 
 @pytest.fixture(scope="session")
 def initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -17,8 +17,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 import sqlalchemy as sa
 
-from conftest import Database, Result, run_flask, write_app
-from test_errors import write_revision
+from conftest import Database, Result, run_flask, write_app, write_revision
 from test_templates import ORIGINAL_STYLE_ENV
 
 SERVERS = ["postgresql", "mariadb"]
