@@ -418,7 +418,7 @@ revision = {rev!r}
 down_revision = {down!r}
 branch_labels = None
 depends_on = None
-
+{preamble}
 
 def upgrade():
 {upgrade}
@@ -436,8 +436,12 @@ def write_revision(
     upgrade: str = "pass",
     downgrade: str = "pass",
     message: str = "step",
+    preamble: str = "",
 ) -> Path:
-    """Write a revision file whose upgrade()/downgrade() bodies are given as code."""
+    """Write a revision file whose upgrade()/downgrade() bodies are given as code.
+
+    ``preamble`` is module-level code placed before ``upgrade()``.
+    """
     path = versions / f"{rev}_{message.replace(' ', '_')}.py"
     path.write_text(
         REVISION.format(
@@ -446,6 +450,7 @@ def write_revision(
             down=down,
             upgrade=textwrap.indent(textwrap.dedent(upgrade).strip(), "    "),
             downgrade=textwrap.indent(textwrap.dedent(downgrade).strip(), "    "),
+            preamble=("\n\n" + textwrap.dedent(preamble).strip() + "\n") if preamble else "",
         )
     )
     return path

@@ -97,6 +97,8 @@ def status(result: Status) -> list[str]:
         current = [_revision_line(r, db.messages.get(r)) for r in db.current] or ["<base>"]
         heads = [_revision_line(r, db.messages.get(r)) for r in db.heads] or ["<base> (no revisions)"]
         lines.append("  Current:  " + "; ".join(current))
+        if db.in_progress:
+            lines.append(f"  Running:  a migration holds the lock ({db.in_progress})")
         lines.append("  Head:     " + "; ".join(heads))
         if db.pending:
             count = len(db.pending)

@@ -115,6 +115,14 @@ class MigrationLock:
     def release(self) -> None:
         raise NotImplementedError
 
+    def probe(self) -> LockHolder | None:
+        """Who holds the lock right now, without taking it (``None``: nobody).
+
+        Takes nothing on servers (a lock taken through a pooler like PgBouncer
+        could outlive the connection that took it).
+        """
+        raise NotImplementedError
+
 
 class _ConnectionLock(MigrationLock):
     """A lock held by a dedicated server connection."""
@@ -133,6 +141,15 @@ class _ConnectionLock(MigrationLock):
         conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self.conn = conn
         return conn
+
+    def _close(self) -> None:
+        """Close a connection that never took the lock."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+        if self.sync_engine is not None:
+            self.sync_engine.dispose()
+            self.sync_engine = None
 
     def release(self) -> None:
         conn, self.conn = self.conn, None
@@ -191,6 +208,13 @@ class PostgresLock(_ConnectionLock):
         except BaseException:
             self.release()
             raise
+
+    def probe(self) -> LockHolder | None:
+        try:
+            conn = self._connect()
+            return self._holder(conn, _int31(_NAMESPACE), _int31(self.name))
+        finally:
+            self._close()
 
     def _holder(self, conn: Connection, k1: int, k2: int) -> LockHolder | None:
         row = conn.execute(
@@ -255,6 +279,13 @@ class MySQLLock(_ConnectionLock):
         except BaseException:
             self.release()
             raise
+
+    def probe(self) -> LockHolder | None:
+        try:
+            conn = self._connect()
+            return self._holder(conn, self._lock_name(conn))
+        finally:
+            self._close()
 
     def _holder(self, conn: Connection, lock: str) -> LockHolder | None:
         conn_id = conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": lock}).scalar()
@@ -321,6 +352,18 @@ class SQLiteFileLock(MigrationLock):
         except BaseException:
             self.release()
             raise
+
+    def probe(self) -> LockHolder | None:
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except OSError:
+            return None  # no lock file: no migration ever ran here
+        try:
+            if _try_lock_file(fd):
+                return None  # free (closing the descriptor drops our lock at once)
+            return self._holder() or LockHolder(detail="another process")
+        finally:
+            os.close(fd)
 
     def _holder(self) -> LockHolder | None:
         try:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from . import journal
 from .connections import sync_engine_for
+from .locking import lock_for
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.script import Script, ScriptDirectory
@@ -80,6 +81,8 @@ class DatabaseStatus:
     has_journal: bool = False
     #: The first line of the message of each current and head revision.
     messages: dict[str, str | None] = field(default_factory=dict)
+    #: Who holds the migration lock, when a migration is running right now.
+    in_progress: str | None = None
 
     @property
     def at_head(self) -> bool:
@@ -170,6 +173,10 @@ def _collect_one(
 
     label = engine.url.render_as_string(hide_password=True)
     problems: list[Problem] = []
+    # a run marked "running" is only interrupted if nobody holds the lock now
+    lock = lock_for(engine, version_table)
+    holder = lock.probe() if lock is not None else None
+    in_progress = holder.describe() if holder is not None else None
     with sync_engine_for(engine) as sync_engine, sync_engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names(schema=schema))
         has_version = version_table in tables
@@ -218,7 +225,7 @@ def _collect_one(
             "Import the module that defines the models where the app is created; "
             "otherwise 'flask db migrate' finds no changes, or proposes dropping every table.",
         ))
-    for entry in unfinished:
+    for entry in [] if in_progress else unfinished:
         if entry.kind == "step":
             half = dialect in ("mysql", "mariadb")
             problems.append(Problem(
@@ -232,7 +239,8 @@ def _collect_one(
         elif entry.kind == "run":
             problems.append(Problem(
                 "interrupted-run",
-                f"A {entry.direction} to {entry.revision} did not finish "
+                f"{'An' if (entry.direction or '').startswith('u') else 'A'} "
+                f"{entry.direction} to {entry.revision} did not finish "
                 f"({entry.describe_origin()}).",
                 "Run 'flask db upgrade' again; it records the interruption and goes on.",
             ))
@@ -274,6 +282,7 @@ def _collect_one(
         changed_files=tuple(changed),
         problems=tuple(problems),
         has_journal=has_journal,
+        in_progress=in_progress,
         messages={
             rev: _first_line(sc.doc)
             for rev in (*current, *heads)
