@@ -28,7 +28,7 @@ from .compat import (
     stamp,
     upgrade,
 )
-from .extension import Migrate, _MigrateConfig
+from .extension import Migrate, _MigrateConfig  # noqa: F401 - importable as in 4.1
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .config import Config

@@ -734,7 +734,7 @@ def _check_version_table(
     script: ScriptDirectory, heads: t.Sequence[str], database: str, table: str
 ) -> None:
     """Refuse to move a database whose version table makes no sense."""
-    repair = f"run 'flask db stamp --purge <revision>' to record the revision it is really at"
+    repair = "run 'flask db stamp --purge <revision>' to record the revision it is really at"
     if any(not h for h in heads):
         raise MigrateError(
             f"The version table {table} of {database} holds an empty revision id. "

@@ -233,7 +233,7 @@ def _collect_one(
                 f"Revision {entry.revision} ({entry.direction}) was interrupted "
                 f"({entry.describe_origin()})"
                 + (" and may be half-applied: this database cannot roll DDL back." if half else "."),
-                f"Fix the schema by hand, then run 'flask db stamp <revision>' to "
+                "Fix the schema by hand, then run 'flask db stamp <revision>' to "
                 "record the revision it matches.",
             ))
         elif entry.kind == "run":
