@@ -575,7 +575,7 @@ def _run_with_steps(
                     locking.hold(
                         engines,
                         timeout=lock.timeout,
-                        name=state._configure_args.get("version_table", "alembic_version"),
+                        name=_version_table(state)[0],
                         on_wait=lock.on_wait or _log_lock_wait,
                     )
                 )
@@ -666,7 +666,11 @@ def _preflight(run: journal.JournalRun, plan: _Plan, script: ScriptDirectory) ->
 
 
 def _known_script(script: ScriptDirectory, rev: str) -> Script | None:
-    return script.get_revision(rev) if _has_revision(script, rev) else None
+    """The script of ``rev``, or ``None`` when the migrations folder lacks it."""
+    try:
+        return script.get_revision(rev)
+    except CommandError:  # ScriptDirectory's form of "no such revision"
+        return None
 
 
 def _warn_changed_files(
@@ -1173,10 +1177,7 @@ def stamp(
 
 
 def _has_revision(script: ScriptDirectory, rev: str) -> bool:
-    try:
-        return script.get_revision(rev) is not None
-    except CommandError:  # ScriptDirectory's form of "no such revision"
-        return False
+    return _known_script(script, rev) is not None
 
 
 def _current_heads(config: Config, script: ScriptDirectory) -> list[CurrentRevisions]:

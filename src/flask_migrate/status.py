@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from . import journal
 from .connections import sync_engine_for
 from .locking import lock_for
+from .operations import _first_line, _known_script, _version_table
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from alembic.script import Script, ScriptDirectory
+    from alembic.script import ScriptDirectory
 
     from .extension import _MigrateConfig
 
@@ -119,10 +120,6 @@ class Status:
         return t.cast(dict[str, t.Any], data)
 
 
-def _first_line(text: str | None) -> str | None:
-    return text.strip().splitlines()[0] if text and text.strip() else None
-
-
 def _relative(path: str) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path.cwd()))
@@ -130,21 +127,10 @@ def _relative(path: str) -> str:
         return path
 
 
-def _known(script: ScriptDirectory, rev: str) -> Script | None:
-    from alembic.util import CommandError
-
-    try:
-        return script.get_revision(rev)
-    except CommandError:
-        return None
-
-
 def collect(state: _MigrateConfig, script: ScriptDirectory, recent: int = 10) -> Status:
     """Read the status of every database of the application."""
     heads = tuple(script.get_heads())
-    args = state._configure_args
-    version_table = args.get("version_table", "alembic_version")
-    schema = args.get("version_table_schema")
+    version_table, schema = _version_table(state)
     journal_table = journal.journal_table(schema=schema)
     found = []
     for key in [None, *state.bind_names()]:
@@ -202,7 +188,7 @@ def _collect_one(
             f"The migrations folder has {len(heads)} heads: {', '.join(heads)}.",
             "Run 'flask db merge heads' to join them into one.",
         ))
-    unknown = [rev for rev in current if _known(script, rev) is None]
+    unknown = [rev for rev in current if _known_script(script, rev) is None]
     for rev in unknown:
         problems.append(Problem(
             "unknown-revision",
@@ -286,7 +272,7 @@ def _collect_one(
         messages={
             rev: _first_line(sc.doc)
             for rev in (*current, *heads)
-            if (sc := _known(script, rev)) is not None
+            if (sc := _known_script(script, rev)) is not None
         },
     )
 
@@ -312,7 +298,7 @@ def _changed_files(
         entry = applied.get(rev)
         if entry is None or entry.checksum is None:
             continue  # applied before the journal existed
-        sc = _known(script, rev)
+        sc = _known_script(script, rev)
         if sc is None:
             changed.append(ChangedFile(rev, "missing", entry.filename, None, entry.checksum, None))
             continue
