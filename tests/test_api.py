@@ -7,6 +7,8 @@ import inspect
 import io
 import logging
 import os
+import subprocess
+import sys
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
@@ -531,20 +533,49 @@ def test_operations_raise_database_error_for_sqlite_in_missing_folder(
     assert not missing.exists()
 
 
-def test_compat_function_exits_on_database_error(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The compat upgrade turns a DatabaseError into 'Error: ...' and exit 1, scrubbed."""
+def test_compat_upgrade_lets_the_database_error_through_as_41_did(tmp_path: Path) -> None:
+    """The compat upgrade() raises SQLAlchemy's OperationalError, as 4.1 did: deploy scripts retry on it."""
+    import sqlalchemy.exc
+
     url = f"postgresql+psycopg://user:{PASSWORD}@127.0.0.1:1/nodb"
     app, db, _ = create_app(url, tmp_path / "migrations")
     with app.app_context():
         init()
-        with caplog.at_level(logging.ERROR, logger="flask_migrate"):
-            with pytest.raises(SystemExit) as exc_info:
-                upgrade()
-    assert exc_info.value.code == 1
-    assert "Error: " in caplog.text
-    assert PASSWORD not in caplog.text
+        with pytest.raises(sqlalchemy.exc.OperationalError) as exc_info:
+            upgrade()
+    assert PASSWORD not in str(exc_info.value)
+
+
+def test_operations_upgrade_raises_a_scrubbed_database_error_carrying_the_original(
+    tmp_path: Path,
+) -> None:
+    """operations.upgrade() raises DatabaseError (a CommandError) with the SQLAlchemy error as its cause."""
+    import sqlalchemy.exc
+
+    url = f"postgresql+psycopg://user:{PASSWORD}@127.0.0.1:1/nodb"
+    app, db, _ = create_app(url, tmp_path / "migrations")
+    with app.app_context():
+        init()
+        with pytest.raises(DatabaseError) as exc_info:
+            operations.upgrade()
+    assert isinstance(exc_info.value.original, sqlalchemy.exc.OperationalError)
+    assert exc_info.value.__cause__ is exc_info.value.original
+    assert "connection was refused" in str(exc_info.value)
+    assert PASSWORD not in str(exc_info.value)
+
+
+def test_command_error_and_command_are_importable_lazily() -> None:
+    """from flask_migrate import CommandError, command works as with 4.1, without importing Alembic first."""
+    code = (
+        "import sys, flask_migrate\n"
+        "assert 'alembic' not in sys.modules\n"
+        "from flask_migrate import CommandError, command\n"
+        "import alembic.util, alembic.command\n"
+        "assert CommandError is alembic.util.CommandError\n"
+        "assert command is alembic.command\n"
+        "assert issubclass(flask_migrate.MigrateError, CommandError)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_upgrade_sql_writes_to_output(ctx: t.Any, database: Database) -> None:

@@ -31,14 +31,19 @@ from .compat import (
 from .extension import Migrate, _MigrateConfig  # noqa: F401 - importable as in 4.1
 
 if t.TYPE_CHECKING:  # pragma: no cover
+    from alembic import command
+    from alembic.util import CommandError
+
     from .config import Config
     from .errors import MigrateError
 
     alembic_version: tuple[int, ...]
 
+#: The version of this package (the only place it is written down).
 __version__ = "5.0.0.dev0"
 
 __all__ = [
+    "CommandError",
     "Config",
     "Migrate",
     "MigrateError",
@@ -46,6 +51,7 @@ __all__ = [
     "branches",
     "catch_errors",
     "check",
+    "command",
     "current",
     "downgrade",
     "edit",
@@ -69,6 +75,14 @@ def __getattr__(name: str) -> t.Any:
         from .config import Config
 
         return Config
+    if name == "CommandError":
+        from alembic.util import CommandError
+
+        return CommandError
+    if name == "command":
+        from alembic import command
+
+        return command
     if name == "MigrateError":
         from .errors import MigrateError
 

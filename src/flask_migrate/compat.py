@@ -24,7 +24,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
 
     from alembic.script import Script
 
-    from .operations import BranchPoint, CurrentRevisions, History, Step
+    from .results import BranchPoint, CurrentRevisions, History, Step
 
 log = logging.getLogger("flask_migrate")
 
@@ -38,17 +38,32 @@ XArg = t.Union[str, t.Sequence[str], None]
 def catch_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
     """Log ``Error: <message>`` and exit with status 1 when ``f`` fails.
 
-    Catches Alembic's ``CommandError`` (which every
-    :class:`~flask_migrate.errors.MigrateError` is) and ``RuntimeError``, as
-    the original did.
+    As in Flask-Migrate 4.1, this catches Alembic's ``CommandError`` (which
+    every :class:`~flask_migrate.errors.MigrateError` is) and ``RuntimeError``;
+    everything else reaches the caller with its own type. Programs that retry
+    an ``upgrade()`` on ``sqlalchemy.exc.OperationalError`` while the database
+    starts keep working: a database error is raised as SQLAlchemy raised it,
+    not turned into an exit.
     """
 
     @functools.wraps(f)
     def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        from alembic.script.revision import RevisionError
         from alembic.util import CommandError
+
+        from .errors import MigrateError
 
         try:
             return f(*args, **kwargs)
+        except MigrateError as exc:
+            original = exc.original
+            if original is not None and not isinstance(
+                original, (CommandError, RuntimeError, RevisionError)
+            ):
+                # 4.1 let this through (SQLAlchemy errors, SyntaxError in env.py, ...)
+                raise original from None
+            log.error("Error: %s", exc)
+            sys.exit(1)
         except (CommandError, RuntimeError) as exc:
             log.error("Error: %s", exc)
             sys.exit(1)

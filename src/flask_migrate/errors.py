@@ -19,6 +19,10 @@ from alembic.util import CommandError
 class MigrateError(CommandError):
     """Base class of every error the operations layer raises on purpose."""
 
+    #: The exception this error was translated from (a SQLAlchemy error, say),
+    #: when it was; the Flask-Migrate 4.1 functions raise that one instead.
+    original: BaseException | None = None
+
 
 class NoMigrationsFolder(MigrateError):
     """The migrations folder (or a file Alembic needs in it) does not exist."""

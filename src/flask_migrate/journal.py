@@ -18,6 +18,18 @@ the same database), records:
   that may be half-applied;
 * one ``baseline`` row per current revision when the journal is created in a
   database that was migrated before it existed.
+
+Each version table has its own journal (``flask_migrate_journal`` beside
+``alembic_version``, ``flask_migrate_journal_<table>`` beside any other), in
+the version table's schema, so that independent histories in one database
+never see each other's runs.
+
+Where a whole run is one transaction (PostgreSQL and SQLite by default), the
+run row, the step rows and the run's end are written in that transaction:
+they commit with the run or vanish with it, and a run that failed is then
+recorded as ``failed`` afterwards. Where each revision commits on its own
+(``transaction_per_migration=True``, or MariaDB/MySQL, whose DDL commits
+implicitly), the run row is committed before the first step.
 """
 
 from __future__ import annotations
@@ -34,10 +46,13 @@ from pathlib import Path
 import sqlalchemy as sa
 
 if t.TYPE_CHECKING:  # pragma: no cover
+    from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection
 
-#: The journal's table name.
+#: The journal's table name (beside the default version table).
 JOURNAL_TABLE = "flask_migrate_journal"
+# PostgreSQL allows 63 characters; leave room for the index name's "ix_..._run_id"
+_MAX_NAME = 50
 
 RUNNING = "running"
 DONE = "done"
@@ -47,8 +62,31 @@ RESOLVED = "resolved"
 APPLIED = "applied"
 
 
-def journal_table(name: str = JOURNAL_TABLE, schema: str | None = None) -> sa.Table:
-    """The journal's table definition (on a MetaData of its own)."""
+def journal_name(version_table: str = "alembic_version") -> str:
+    """The name of the journal kept beside the version table ``version_table``."""
+    if version_table == "alembic_version":
+        return JOURNAL_TABLE
+    name = f"{JOURNAL_TABLE}_{version_table}"
+    if len(name) > _MAX_NAME:
+        digest = hashlib.sha256(version_table.encode()).hexdigest()[:12]
+        name = f"{JOURNAL_TABLE}_{version_table[: _MAX_NAME - len(JOURNAL_TABLE) - 14]}_{digest}"
+    return name
+
+
+def is_journal(name: str | None) -> bool:
+    """Whether a table name is one of the journals (hidden from autogenerate)."""
+    return bool(name) and (name == JOURNAL_TABLE or str(name).startswith(JOURNAL_TABLE + "_"))
+
+
+def journal_table(
+    name: str = JOURNAL_TABLE, schema: str | None = None, *, version_table: str | None = None
+) -> sa.Table:
+    """The journal's table definition (on a MetaData of its own).
+
+    :param version_table: name the journal after this version table instead.
+    """
+    if version_table is not None:
+        name = journal_name(version_table)
     return sa.Table(
         name,
         sa.MetaData(),
@@ -301,6 +339,62 @@ def applied_checksums(conn: Connection, table: sa.Table) -> dict[str, JournalEnt
     return latest
 
 
+# -- applied files that changed since ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChangedFile:
+    """An applied revision whose file is not the one that was applied."""
+
+    revision: str
+    #: ``edited``, ``missing`` or ``renamed``.
+    change: str
+    applied_file: str | None
+    current_file: str | None
+    applied_checksum: str | None
+    current_checksum: str | None
+
+
+
+def changed_files(
+    script: ScriptDirectory,
+    current: tuple[str, ...],
+    unknown: list[str],
+    applied: dict[str, JournalEntry],
+) -> list[ChangedFile]:
+    """Applied revisions whose file was edited, deleted or renamed since."""
+    from alembic.util import CommandError
+
+    if not applied:
+        return []
+    known_current = tuple(rev for rev in current if rev not in unknown)
+    in_database: set[str] = set(unknown)
+    if known_current:
+        in_database |= {
+            sc.revision for sc in script.revision_map.iterate_revisions(known_current, "base")
+            if sc is not None
+        }
+    changed = []
+    for rev in sorted(in_database):
+        entry = applied.get(rev)
+        if entry is None or entry.checksum is None:
+            continue  # applied before the journal existed
+        try:
+            sc = script.get_revision(rev)
+        except CommandError:  # the migrations folder lacks it
+            sc = None
+        if sc is None:
+            changed.append(ChangedFile(rev, "missing", entry.filename, None, entry.checksum, None))
+            continue
+        checksum = file_checksum(sc.path)
+        name = Path(sc.path).name
+        if checksum != entry.checksum:
+            changed.append(ChangedFile(rev, "edited", entry.filename, name, entry.checksum, checksum))
+        elif entry.filename is not None and name != entry.filename:
+            changed.append(ChangedFile(rev, "renamed", entry.filename, name, entry.checksum, checksum))
+    return changed
+
+
 # -- one command's journal ----------------------------------------------------------
 
 
@@ -320,43 +414,54 @@ class InterruptedRevision(Exception):
 
 
 class JournalRun:
-    """The journal side of one ``upgrade``, ``downgrade`` or ``stamp``.
+    """The journal side of one ``upgrade``, ``downgrade`` or ``stamp`` on one database.
 
-    :meth:`prepare` runs under the migration lock before ``env.py``, on a
-    connection of its own; :meth:`start_step` and :meth:`finish_step` run on
-    the migration's connection, inside each revision's transaction;
-    :meth:`finish` runs after ``env.py``, on a connection of its own.
+    :meth:`prepare` runs under the migration lock, on the connection that
+    ``env.py`` configured, before Alembic reads the version table; the step
+    rows are written by :func:`start_step` and :func:`finish_step` inside
+    each revision's transaction; :meth:`finish` closes the run.
     """
 
-    def __init__(self, direction: str, target: str, schema: str | None = None) -> None:
+    def __init__(self, direction: str, target: str, table: sa.Table, database: str) -> None:
         self.direction = direction
         self.target = target
-        self.table = journal_table(schema=schema)
+        self.table = table
+        self.database = database
         self.run_id = new_run_id()
-        #: Databases (password-hidden URLs) whose run row was written.
-        self.active: dict[str, t.Any] = {}
+        #: Whether this run's row was written (the command does something here).
+        self.opened = False
+        #: Whether the run has been closed (done or failed).
+        self.closed = False
         #: What the previous runs left unfinished, as notes for people.
         self.notes: list[str] = []
+        self._heads: tuple[str, ...] = ()
+        self._files: dict[str, Path] = {}
 
     def prepare(
         self,
         conn: Connection,
-        database: str,
         heads: t.Sequence[str],
         steps: t.Sequence[t.Any],
         files: dict[str, Path],
-        engine: t.Any,
+        has_journal: bool | None = None,
     ) -> None:
-        """Check what earlier runs left, and open this run (if it does anything)."""
-        if exists(conn, self.table):
+        """Check what earlier runs left, and open this run (if it does anything).
+
+        :raises InterruptedRevision: a revision was left half-applied on a
+            database that cannot roll DDL back.
+        """
+        self._heads, self._files = tuple(heads), files
+        if has_journal is None:
+            has_journal = exists(conn, self.table)
+        if has_journal:
             left = unfinished(conn, self.table)
             half_applied = [e for e in left if e.kind == "step"]
             if half_applied and self.direction != "stamp" and conn.dialect.name in ("mysql", "mariadb"):
-                raise InterruptedRevision(database, half_applied[0])
+                raise InterruptedRevision(self.database, half_applied[0])
             for entry in left:
                 what = "revision " + str(entry.revision) if entry.kind == "step" else f"{entry.direction} to {entry.revision}"
                 self.notes.append(
-                    f"An earlier {what} on {database} did not finish ({entry.describe_origin()})"
+                    f"An earlier {what} on {self.database} did not finish ({entry.describe_origin()})"
                     + ("; recorded as resolved by this stamp." if self.direction == "stamp"
                        else "; its revision was rolled back, carrying on.")
                 )
@@ -370,9 +475,32 @@ class JournalRun:
             )
         if not steps:
             return
-        ensure(conn, self.table, heads, files)
+        if not has_journal:
+            ensure(conn, self.table, heads, files)
         start_run(conn, self.table, self.run_id, self.direction, self.target)
-        self.active[database] = engine
+        self.opened = True
 
     def finish(self, conn: Connection, error: str | None) -> None:
+        """Mark this run done (or failed, with ``error``)."""
         finish_run(conn, self.table, self.run_id, error)
+        self.closed = True
+
+    def record_failure(self, conn: Connection, error: str, started_at: dt.datetime) -> None:
+        """Record a run whose rows vanished with its rolled-back transaction."""
+        ensure(conn, self.table, self._heads, self._files)
+        finished = now()
+        conn.execute(
+            self.table.insert().values(
+                run_id=self.run_id,
+                kind="run",
+                direction=self.direction,
+                revision=self.target[:255],
+                state=FAILED,
+                message=error[:255],
+                started_at=started_at,
+                finished_at=finished,
+                duration_ms=int((finished - started_at).total_seconds() * 1000),
+                **_origin(),
+            )
+        )
+        self.closed = True

@@ -1,42 +1,49 @@
-"""One migration lock per database, so that concurrent deploys never race.
+"""One migration lock per database and version table, so concurrent deploys never race.
 
-``upgrade``, ``downgrade`` and ``stamp`` hold the lock of every database they
-may touch for their whole run, taken *before* ``env.py`` creates or reads the
-version table. Each dialect has its own kind of lock (a registry keyed by
-dialect name, like Alembic's dialect implementations):
+``upgrade``, ``downgrade`` and ``stamp`` lock each connection that ``env.py``
+passes to ``context.configure()``, right there, before Alembic reads the
+version table; the lock is named after the version table (and its schema), so
+two independent histories in one database do not block each other. Each
+dialect has its own kind of lock (a registry keyed by dialect name, like
+Alembic's dialect implementations):
 
-* PostgreSQL: a session-level advisory lock, on a connection of its own;
-* MariaDB / MySQL: ``GET_LOCK()``, on a connection of its own;
-* SQLite: an OS file lock on ``<database file>.migrate-lock``, beside the
-  database (in-memory databases need none).
+* PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``);
+* MariaDB / MySQL: ``GET_LOCK()``;
+* SQLite: an OS file lock on ``<database file>.migrate-lock`` beside the
+  database file that the connection really has open (``PRAGMA
+  database_list``), however its URL was spelled; in-memory databases need none.
 
-The lock connections are thrown away (invalidated) when released, so a lock
-can never stay behind in a connection pool; if the process dies, the server
-ends its session and the lock goes with it, and the OS drops a file lock.
-A process that has to wait says so once, naming the holder where the
+The server locks live on the very connection ``env.py`` migrates with: they
+survive the commits of the run and need no second connection, driver or
+engine (so async engines keep their own driver, SSL and connect arguments).
+A lock is released when that connection goes back to its pool, after its
+last commit, or, at the latest, when the command ends. If the process dies,
+the server ends its session and the lock goes with it; the OS drops a file
+lock. A process that has to wait says so once, naming the holder where the
 database can tell (process id, host, since when).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
 import typing as t
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from .connections import sync_twin
 from .errors import MigrateError
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Connection
+
+log = logging.getLogger("flask_migrate")
 
 #: How long to wait for a lock by default, in seconds.
 DEFAULT_TIMEOUT = 300.0
@@ -67,6 +74,24 @@ class LockHolder:
         return " ".join(parts) or "another process"
 
 
+OnWait = Callable[[str, "LockHolder | None"], None]
+
+
+@dataclass(frozen=True)
+class LockOptions:
+    """How ``upgrade``, ``downgrade`` and ``stamp`` lock their databases."""
+
+    #: Take the per-database migration lock at all. Switch it off only for
+    #: connection poolers that cannot hold session state (PgBouncer in
+    #: transaction mode).
+    enabled: bool = True
+    #: Seconds to wait for another migration to finish; 0 fails at once.
+    timeout: float = DEFAULT_TIMEOUT
+    #: Called once per database when the lock is busy, with the database and
+    #: its holder; by default a warning on the ``flask_migrate`` logger.
+    on_wait: OnWait | None = None
+
+
 class LockTimeout(MigrateError):
     """The migration lock of a database could not be taken in time."""
 
@@ -85,15 +110,8 @@ class LockTimeout(MigrateError):
         )
 
 
-OnWait = Callable[[str, "LockHolder | None"], None]
-
-
 def _identity() -> tuple[int, str]:
     return os.getpid(), socket.gethostname()
-
-
-def _key(*parts: str) -> str:
-    return ":".join(parts)
 
 
 def _int31(text: str) -> int:
@@ -101,122 +119,127 @@ def _int31(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
-class MigrationLock:
-    """The lock of one database. Subclasses implement one dialect each."""
+def lock_key(version_table: str = "alembic_version", schema: str | None = None) -> str:
+    """What a lock protects: the version table, with its schema if it has one."""
+    return f"{schema}.{version_table}" if schema else version_table
 
-    def __init__(self, engine: Engine, name: str, label: str) -> None:
-        self.engine = engine
-        self.name = name
+
+def _wait(try_once: Callable[[], bool], timeout: float) -> bool:
+    """Call ``try_once`` until it succeeds or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while not try_once():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+    return True
+
+
+class MigrationLock:
+    """The lock of one database and version table. Subclasses implement a dialect each.
+
+    :meth:`acquire` and :meth:`probe` run on the connection ``env.py``
+    configured; :meth:`release_dbapi` runs when that connection goes back to
+    its pool, on the driver's connection (SQLAlchemy's is gone by then).
+    """
+
+    def __init__(self, key: str, label: str) -> None:
+        self.key = key
         self.label = label
 
-    def acquire(self, timeout: float, on_wait: OnWait | None) -> None:
+    def identity(self, conn: Connection) -> str:
+        """What tells two locks on one database and version table apart from others."""
         raise NotImplementedError
 
-    def release(self) -> None:
+    def acquire(self, conn: Connection, timeout: float, on_wait: OnWait | None) -> None:
         raise NotImplementedError
 
-    def probe(self) -> LockHolder | None:
-        """Who holds the lock right now, without taking it (``None``: nobody).
-
-        Takes nothing on servers (a lock taken through a pooler like PgBouncer
-        could outlive the connection that took it).
-        """
+    def release_dbapi(self, dbapi_conn: t.Any) -> None:
         raise NotImplementedError
 
-
-class _ConnectionLock(MigrationLock):
-    """A lock held by a dedicated server connection."""
-
-    conn: Connection | None = None
-
-    sync_engine: Engine | None = None
-
-    def _connect(self) -> Connection:
-        engine = self.engine
-        if engine.dialect.is_async:
-            # An async driver cannot be used outside the event loop that
-            # env.py starts later; the lock needs no pool of its own either,
-            # so it takes a plain connection through a synchronous driver.
-            engine = self.sync_engine = sync_twin(engine)
-        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        self.conn = conn
-        return conn
-
-    def _close(self) -> None:
-        """Close a connection that never took the lock."""
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.close()
-        if self.sync_engine is not None:
-            self.sync_engine.dispose()
-            self.sync_engine = None
-
-    def release(self) -> None:
-        conn, self.conn = self.conn, None
-        try:
-            if conn is not None:
-                try:
-                    self._unlock(conn)
-                except Exception:  # noqa: BLE001,S110 - invalidate() ends the session anyway
-                    pass
-                finally:
-                    # never return a connection that may still hold the lock to the pool
-                    conn.invalidate()
-                    conn.close()
-        finally:
-            if self.sync_engine is not None:
-                self.sync_engine.dispose()
-                self.sync_engine = None
-
-    def _unlock(self, conn: Connection) -> None:
+    def probe(self, conn: Connection) -> LockHolder | None:
+        """Who holds the lock right now, without taking it (``None``: nobody)."""
         raise NotImplementedError
 
 
-class PostgresLock(_ConnectionLock):
-    """A session-level advisory lock (``pg_advisory_lock(int, int)``)."""
+def _run_dbapi(dbapi_conn: t.Any, *statements: str, commit: bool = False) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        for statement in statements:
+            cursor.execute(statement)
+            if cursor.description is not None:
+                cursor.fetchall()
+    finally:
+        cursor.close()
+    # end the transaction the driver may have opened for the statements
+    if commit:
+        dbapi_conn.commit()
+    else:
+        dbapi_conn.rollback()
 
-    def acquire(self, timeout: float, on_wait: OnWait | None) -> None:
-        k1, k2 = _int31(_NAMESPACE), _int31(self.name)
-        conn = self._connect()
+
+def _dollar_quoted(text: str) -> str:
+    if "$fm$" in text:
+        text = ""
+    return f"$fm${text}$fm$"
+
+
+class PostgresLock(MigrationLock):
+    """A session-level advisory lock (``pg_try_advisory_lock(int, int)``).
+
+    While it is held, the session's ``application_name`` names this process
+    (pid and host), so that a waiting process can say whom it waits for; it is
+    restored when the lock is released.
+    """
+
+    _previous_name: str | None = None
+
+    @property
+    def _keys(self) -> tuple[int, int]:
+        return _int31(_NAMESPACE), _int31(self.key)
+
+    def identity(self, conn: Connection) -> str:
+        database = conn.exec_driver_sql("SELECT current_database()").scalar()
+        url = conn.engine.url
+        return f"postgresql://{url.host}:{url.port}/{database}#{self.key}"
+
+    def acquire(self, conn: Connection, timeout: float, on_wait: OnWait | None) -> None:
+        k1, k2 = self._keys
+        take = sa.text("SELECT pg_try_advisory_lock(:k1, :k2)").bindparams(k1=k1, k2=k2)
+        if not conn.execute(take).scalar():
+            holder = self._holder(conn)
+            if timeout <= 0:
+                raise LockTimeout(self.label, timeout, holder)
+            if on_wait is not None:
+                on_wait(self.label, holder)
+            if not _wait(lambda: bool(conn.execute(take).scalar()), timeout):
+                raise LockTimeout(self.label, timeout, self._holder(conn))
         pid, host = _identity()
-        tag = f"flask-migrate pid={pid} host={host}"[:63]
-        try:
-            conn.execute(sa.text("SELECT set_config('application_name', :tag, false)"), {"tag": tag})
-            got = conn.execute(
-                sa.text("SELECT pg_try_advisory_lock(:k1, :k2)"), {"k1": k1, "k2": k2}
-            ).scalar()
-            if not got:
-                holder = self._holder(conn, k1, k2)
-                if timeout <= 0:
-                    raise LockTimeout(self.label, timeout, holder)
-                if on_wait is not None:
-                    on_wait(self.label, holder)
-                conn.execute(sa.text("SELECT set_config('lock_timeout', :ms, false)"),
-                             {"ms": f"{int(timeout * 1000)}ms"})
-                try:
-                    conn.execute(sa.text("SELECT pg_advisory_lock(:k1, :k2)"), {"k1": k1, "k2": k2})
-                except sa.exc.OperationalError as exc:
-                    # 55P03: lock_not_available, what lock_timeout raises
-                    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-                    if code != "55P03":
-                        raise
-                    holder = self._holder(conn, k1, k2)
-                    raise LockTimeout(self.label, timeout, holder) from None
-                conn.execute(sa.text("SELECT set_config('lock_timeout', '0', false)"))
-            # the holder's state_change now tells waiters since when it holds the lock
-            conn.execute(sa.text("SELECT 1"))
-        except BaseException:
-            self.release()
-            raise
+        self._previous_name = conn.exec_driver_sql(
+            "SELECT current_setting('application_name')"
+        ).scalar()
+        conn.execute(
+            sa.text("SELECT set_config('application_name', :tag, false)"),
+            {"tag": f"flask-migrate pid={pid} host={host}"[:63]},
+        )
 
-    def probe(self) -> LockHolder | None:
-        try:
-            conn = self._connect()
-            return self._holder(conn, _int31(_NAMESPACE), _int31(self.name))
-        finally:
-            self._close()
+    def release_dbapi(self, dbapi_conn: t.Any) -> None:
+        k1, k2 = self._keys
+        statements = [f"SELECT pg_advisory_unlock({k1:d}, {k2:d})"]
+        if self._previous_name is not None:
+            statements.append(
+                "SELECT set_config('application_name', "
+                f"{_dollar_quoted(self._previous_name)}, false)"
+            )
+        # commit: a set_config() in a transaction is undone by its rollback
+        _run_dbapi(dbapi_conn, *statements, commit=True)
 
-    def _holder(self, conn: Connection, k1: int, k2: int) -> LockHolder | None:
+    def probe(self, conn: Connection) -> LockHolder | None:
+        return self._holder(conn)
+
+    def _holder(self, conn: Connection) -> LockHolder | None:
+        k1, k2 = self._keys
         row = conn.execute(
             sa.text(
                 "SELECT a.pid, a.application_name, a.client_addr, a.state_change "
@@ -224,7 +247,8 @@ class PostgresLock(_ConnectionLock):
                 "WHERE l.locktype = 'advisory' AND l.granted "
                 "AND l.classid = :k1 AND l.objid = :k2 AND l.objsubid = 2 "
                 "AND l.database = (SELECT oid FROM pg_database "
-                "WHERE datname = current_database())"
+                "WHERE datname = current_database()) "
+                "AND l.pid <> pg_backend_pid()"
             ),
             {"k1": k1, "k2": k2},
         ).first()
@@ -234,8 +258,10 @@ class PostgresLock(_ConnectionLock):
         pid, host = None, None
         for part in (app_name or "").split():
             if part.startswith("pid="):
-                with contextlib.suppress(ValueError):
+                try:
                     pid = int(part[4:])
+                except ValueError:
+                    pass
             elif part.startswith("host="):
                 host = part[5:]
         detail = None if pid is not None else f"server backend {backend_pid}"
@@ -243,58 +269,53 @@ class PostgresLock(_ConnectionLock):
             host = str(client_addr)
         return LockHolder(pid=pid, host=host, since=since, detail=detail)
 
-    def _unlock(self, conn: Connection) -> None:
-        conn.execute(
-            sa.text("SELECT pg_advisory_unlock(:k1, :k2)"),
-            {"k1": _int31(_NAMESPACE), "k2": _int31(self.name)},
-        )
 
+class MySQLLock(MigrationLock):
+    """A named lock (``GET_LOCK()``). Names are server-wide, so they include the database."""
 
-class MySQLLock(_ConnectionLock):
-    """A named lock (``GET_LOCK()``), scoped to the server, so named per database."""
+    lock_name: str | None = None
 
-    def _lock_name(self, conn: Connection) -> str:
-        database = conn.execute(sa.text("SELECT DATABASE()")).scalar() or ""
-        name = _key(_NAMESPACE, str(database), self.name)
-        if len(name) > 64:  # the server's limit on lock names
-            name = _key(_NAMESPACE, hashlib.sha256(name.encode()).hexdigest()[:40])
-        return name
+    def _name(self, conn: Connection) -> str:
+        if self.lock_name is None:
+            database = conn.exec_driver_sql("SELECT DATABASE()").scalar() or ""
+            digest = hashlib.sha256(f"{database}\0{self.key}".encode()).hexdigest()[:40]
+            # only [a-z0-9:-]: safe to write into SQL when released from the pool
+            self.lock_name = f"{_NAMESPACE}:{digest}"
+        return self.lock_name
 
-    def acquire(self, timeout: float, on_wait: OnWait | None) -> None:
-        conn = self._connect()
-        try:
-            self.lock_name = lock = self._lock_name(conn)
-            got = conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": lock}).scalar()
+    def identity(self, conn: Connection) -> str:
+        url = conn.engine.url
+        return f"mysql://{url.host}:{url.port}/{self._name(conn)}"
+
+    def acquire(self, conn: Connection, timeout: float, on_wait: OnWait | None) -> None:
+        name = self._name(conn)
+        got = conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar()
+        if got != 1:
+            holder = self._holder(conn, name)
+            if timeout <= 0:
+                raise LockTimeout(self.label, timeout, holder)
+            if on_wait is not None:
+                on_wait(self.label, holder)
+            got = conn.execute(
+                sa.text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": timeout}
+            ).scalar()
             if got != 1:
-                holder = self._holder(conn, lock)
-                if timeout <= 0:
-                    raise LockTimeout(self.label, timeout, holder)
-                if on_wait is not None:
-                    on_wait(self.label, holder)
-                got = conn.execute(
-                    sa.text("SELECT GET_LOCK(:n, :t)"), {"n": lock, "t": timeout}
-                ).scalar()
-                if got != 1:
-                    raise LockTimeout(self.label, timeout, self._holder(conn, lock))
-        except BaseException:
-            self.release()
-            raise
+                raise LockTimeout(self.label, timeout, self._holder(conn, name))
 
-    def probe(self) -> LockHolder | None:
-        try:
-            conn = self._connect()
-            return self._holder(conn, self._lock_name(conn))
-        finally:
-            self._close()
+    def release_dbapi(self, dbapi_conn: t.Any) -> None:
+        if self.lock_name is not None:
+            _run_dbapi(dbapi_conn, f"SELECT RELEASE_LOCK('{self.lock_name}')")
 
-    def _holder(self, conn: Connection, lock: str) -> LockHolder | None:
-        conn_id = conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": lock}).scalar()
-        if conn_id is None:
+    def probe(self, conn: Connection) -> LockHolder | None:
+        return self._holder(conn, self._name(conn))
+
+    def _holder(self, conn: Connection, name: str) -> LockHolder | None:
+        conn_id = conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": name}).scalar()
+        own = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+        if conn_id is None or conn_id == own:
             return None
         row = conn.execute(
-            sa.text(
-                "SELECT HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = :id"
-            ),
+            sa.text("SELECT HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = :id"),
             {"id": conn_id},
         ).first()
         host, since = None, None
@@ -303,25 +324,27 @@ class MySQLLock(_ConnectionLock):
             since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=int(row[1] or 0))
         return LockHolder(host=host, since=since, detail=f"server connection {conn_id}")
 
-    def _unlock(self, conn: Connection) -> None:
-        conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": self.lock_name})
-
 
 class SQLiteFileLock(MigrationLock):
     """An exclusive OS lock on a file beside the database file.
 
     The holder writes its pid, host and start time into the file, so that a
-    waiting process can say who it waits for.
+    waiting process can say whom it waits for.
     """
 
     fd: int | None = None
-    held = False
 
-    def __init__(self, engine: Engine, name: str, label: str, path: str) -> None:
-        super().__init__(engine, name, label)
-        self.path = path + ".migrate-lock"
+    def __init__(self, key: str, label: str, path: str) -> None:
+        super().__init__(key, label)
+        suffix = "" if key == "alembic_version" else "-" + "".join(
+            c if c.isalnum() or c in "._-" else "_" for c in key
+        )
+        self.path = f"{path}.migrate-lock{suffix}"
 
-    def acquire(self, timeout: float, on_wait: OnWait | None) -> None:
+    def identity(self, conn: Connection) -> str:
+        return self.path
+
+    def acquire(self, conn: Connection, timeout: float, on_wait: OnWait | None) -> None:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -329,7 +352,6 @@ class SQLiteFileLock(MigrationLock):
                 f"Cannot create the migration lock file {self.path!r}: {exc.strerror}. "
                 "The folder of the SQLite database must be writable."
             ) from None
-        self.fd = fd
         try:
             if not _try_lock_file(fd):
                 holder = self._holder()
@@ -337,30 +359,44 @@ class SQLiteFileLock(MigrationLock):
                     raise LockTimeout(self.label, timeout, holder)
                 if on_wait is not None:
                     on_wait(self.label, holder)
-                deadline = time.monotonic() + timeout
-                pause = 0.01
-                while not _try_lock_file(fd):
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout(self.label, timeout, self._holder())
-                    time.sleep(pause)
-                    pause = min(pause * 2, 0.2)
+                if not _wait(lambda: _try_lock_file(fd), timeout):
+                    raise LockTimeout(self.label, timeout, self._holder())
             pid, host = _identity()
             info = {"pid": pid, "host": host, "since": dt.datetime.now(dt.timezone.utc).isoformat()}
-            self.held = True
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(info).encode(), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, json.dumps(info).encode())
         except BaseException:
-            self.release()
+            os.close(fd)
             raise
+        self.fd = fd
 
-    def probe(self) -> LockHolder | None:
+    def release(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:
+            os.ftruncate(fd, 0)  # no holder any more
+        except OSError:
+            pass
+        finally:
+            _unlock_file(fd)
+            os.close(fd)
+
+    def release_dbapi(self, dbapi_conn: t.Any) -> None:
+        self.release()
+
+    def probe(self, conn: Connection) -> LockHolder | None:
+        if self.fd is not None:
+            return None  # this process holds it
         try:
             fd = os.open(self.path, os.O_RDWR)
         except OSError:
             return None  # no lock file: no migration ever ran here
         try:
             if _try_lock_file(fd):
-                return None  # free (closing the descriptor drops our lock at once)
+                _unlock_file(fd)
+                return None
             return self._holder() or LockHolder(detail="another process")
         finally:
             os.close(fd)
@@ -377,20 +413,31 @@ class SQLiteFileLock(MigrationLock):
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def release(self) -> None:
-        fd, self.fd = self.fd, None
-        if fd is None:
-            return
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    # NOTE: Windows locks byte ranges, and a locked range cannot be read by
+    # others. Lock one byte far past the holder's note at offset 0, so that a
+    # waiting process can still read who holds the lock.
+    _LOCK_OFFSET = 1 << 30
+
+    def _try_lock_file(fd: int) -> bool:
+        os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
         try:
-            if self.held:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, 0)  # no holder any more
-        finally:
-            self.held = False
-            os.close(fd)  # closing drops the OS lock
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            return True
+        except OSError:
+            return False
 
+    def _unlock_file(fd: int) -> None:
+        os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+        except OSError:
+            pass
 
-try:
+else:
     import fcntl
 
     def _try_lock_file(fd: int) -> bool:
@@ -400,24 +447,17 @@ try:
         except BlockingIOError:
             return False
 
-except ImportError:  # pragma: no cover - Windows
-    import msvcrt
-
-    def _try_lock_file(fd: int) -> bool:
-        try:
-            os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-            return True
-        except OSError:
-            return False
+    def _unlock_file(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-LockFactory = Callable[["Engine", str, str], "MigrationLock | None"]
+LockFactory = Callable[["Connection", str, str], "MigrationLock | None"]
 _REGISTRY: dict[str, LockFactory] = {}
+_warned: set[str] = set()
 
 
 def register(*dialects: str) -> Callable[[LockFactory], LockFactory]:
-    """Register a lock factory (engine, name, label) for the given dialect names."""
+    """Register a lock factory ``(connection, key, label)`` for the given dialect names."""
 
     def decorator(factory: LockFactory) -> LockFactory:
         for name in dialects:
@@ -428,68 +468,48 @@ def register(*dialects: str) -> Callable[[LockFactory], LockFactory]:
 
 
 @register("postgresql")
-def _postgres(engine: Engine, name: str, label: str) -> MigrationLock:
-    return PostgresLock(engine, name, label)
+def _postgres(conn: Connection, key: str, label: str) -> MigrationLock:
+    return PostgresLock(key, label)
 
 
 @register("mysql", "mariadb")
-def _mysql(engine: Engine, name: str, label: str) -> MigrationLock:
-    return MySQLLock(engine, name, label)
+def _mysql(conn: Connection, key: str, label: str) -> MigrationLock:
+    return MySQLLock(key, label)
 
 
 @register("sqlite")
-def _sqlite(engine: Engine, name: str, label: str) -> MigrationLock | None:
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file::memory:") or \
-            "mode=memory" in database:
-        return None  # an in-memory database belongs to one process
-    if database.startswith("file:"):
-        database = database[5:].split("?", 1)[0]
-    return SQLiteFileLock(engine, name, label, os.path.abspath(database))
+def _sqlite(conn: Connection, key: str, label: str) -> MigrationLock | None:
+    path = sqlite_file(conn)
+    return SQLiteFileLock(key, label, path) if path else None
 
 
-def lock_for(engine: Engine, name: str = "alembic_version") -> MigrationLock | None:
-    """The migration lock of ``engine``'s database (``None`` if it needs none).
+def sqlite_file(conn: Connection) -> str | None:
+    """The file a SQLite connection really has open (``None``: in memory)."""
+    for row in conn.exec_driver_sql("PRAGMA database_list"):
+        if row[1] == "main":
+            return os.path.realpath(row[2]) if row[2] else None
+    return None
 
-    :param name: what the lock protects, usually the version table's name, so
-        that two independent histories in one database do not block each other.
+
+def lock_for(conn: Connection, key: str = "alembic_version") -> MigrationLock | None:
+    """The migration lock of the database ``conn`` is connected to.
+
+    ``None`` when it needs none (an in-memory SQLite database belongs to one
+    process) or when no lock is known for its dialect: that is said once per
+    dialect, as a warning.
+
+    :param key: what the lock protects (see :func:`lock_key`).
     """
-    factory = _REGISTRY.get(engine.dialect.name)
-    label = engine.url.render_as_string(hide_password=True)
-    return factory(engine, name, label) if factory is not None else None
-
-
-@contextlib.contextmanager
-def hold(
-    engines: t.Iterable[Engine],
-    *,
-    timeout: float = DEFAULT_TIMEOUT,
-    name: str = "alembic_version",
-    on_wait: OnWait | None = None,
-) -> Iterator[list[MigrationLock]]:
-    """Hold the migration lock of each engine's database, in a fixed order.
-
-    Engines that share a database are locked once. Every lock taken is
-    released on the way out, whatever happens.
-    """
-    locks: list[MigrationLock] = []
-    seen: set[str] = set()
-    for engine in engines:
-        ident = engine.url.render_as_string(hide_password=False)
-        if ident in seen:
-            continue
-        seen.add(ident)
-        lock = lock_for(engine, name)
-        if lock is not None:
-            locks.append(lock)
-    # one global order, so two processes locking several databases cannot deadlock
-    locks.sort(key=lambda lock: lock.label)
-    held: list[MigrationLock] = []
-    try:
-        for lock in locks:
-            lock.acquire(timeout, on_wait)
-            held.append(lock)
-        yield held
-    finally:
-        for lock in reversed(held):
-            lock.release()
+    name = conn.dialect.name
+    label = conn.engine.url.render_as_string(hide_password=True)
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        if name not in _warned:
+            _warned.add(name)
+            log.warning(
+                "No migration lock is known for %s databases: concurrent migrations "
+                "of %s are not kept apart. Register one with flask_migrate.locking.register().",
+                name, label,
+            )
+        return None
+    return factory(conn, key, label)

@@ -1,10 +1,11 @@
 """``flask db status``: where each database stands, and what is wrong with it.
 
-:func:`collect` reads each database of the application (the default one and
-every bind) directly, without running ``env.py``: its version table, its
-tables and its journal; and compares them with the migrations folder and the
-application's models. The result is a frozen :class:`Status`; rendering it
-(text or JSON) is the CLI's job.
+:func:`collect` runs ``env.py`` without changing anything and reads each
+connection it configures, with the version table it names: the version
+table, the tables and the journal; and compares them with the migrations
+folder and the ``target_metadata`` that ``env.py`` passes. A bind that
+``env.py`` does not migrate is not shown. The result is a frozen
+:class:`Status`; rendering it (text or JSON) is the CLI's job.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from . import journal
-from .connections import sync_engine_for
-from .locking import lock_for
-from .operations import _first_line, _known_script, _version_table
+from . import _alembic, journal, runner
+from .journal import ChangedFile
+from .locking import lock_for, lock_key
+from .scripts import first_line as _first_line
+from .scripts import known_script as _known_script
 
 if t.TYPE_CHECKING:  # pragma: no cover
+    from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from .extension import _MigrateConfig
+    from .config import Config
+
+__all__ = ["ChangedFile", "DatabaseStatus", "PendingRevision", "Problem", "Status", "collect"]
 
 
 @dataclass(frozen=True)
@@ -46,19 +51,6 @@ class PendingRevision:
     revision: str
     message: str | None
     file: str
-
-
-@dataclass(frozen=True)
-class ChangedFile:
-    """An applied revision whose file is not the one that was applied."""
-
-    revision: str
-    #: ``edited``, ``missing`` or ``renamed``.
-    change: str
-    applied_file: str | None
-    current_file: str | None
-    applied_checksum: str | None
-    current_checksum: str | None
 
 
 @dataclass(frozen=True)
@@ -127,60 +119,61 @@ def _relative(path: str) -> str:
         return path
 
 
-def collect(state: _MigrateConfig, script: ScriptDirectory, recent: int = 10) -> Status:
-    """Read the status of every database of the application."""
+def collect(config: Config, script: ScriptDirectory, recent: int = 10) -> Status:
+    """Read the status of every database ``env.py`` configures."""
     heads = tuple(script.get_heads())
-    version_table, schema = _version_table(state)
-    journal_table = journal.journal_table(schema=schema)
-    found = []
-    for key in [None, *state.bind_names()]:
-        engine = state.get_engine(key)
-        found.append(
-            _collect_one(
-                key or "", engine, state.get_metadata(key), script, heads,
-                version_table, schema, journal_table, recent,
-            )
-        )
+    found: list[DatabaseStatus] = []
+
+    def read(rev: t.Any, context: MigrationContext) -> list[t.Any]:
+        target = run.target_for(context)
+        if target is not None and target.connection is not None:
+            found.append(_collect_one(target, script, heads, recent))
+        return []
+
+    run = runner.Run(config, script, read, dont_mutate=True)
+    run.execute()
     return Status(tuple(found))
 
 
+def _bind_name(context: MigrationContext) -> str:
+    """The bind key a multi-database env.py names the run after, if any."""
+    token = context.opts.get("upgrade_token") or "upgrades"
+    if token.endswith("_upgrades"):
+        return t.cast(str, token[: -len("_upgrades")])
+    return ""
+
+
 def _collect_one(
-    bind: str,
-    engine: t.Any,
-    metadata: sa.MetaData,
+    target: runner.Target,
     script: ScriptDirectory,
     heads: tuple[str, ...],
-    version_table: str,
-    schema: str | None,
-    journal_table: sa.Table,
     recent: int,
 ) -> DatabaseStatus:
-    from alembic.runtime.migration import MigrationContext
-
-    label = engine.url.render_as_string(hide_password=True)
+    conn = target.connection
+    assert conn is not None
+    label = target.database
+    version_table, schema = target.version_table, target.version_table_schema
+    journal_table = journal.journal_table(schema=schema, version_table=version_table)
     problems: list[Problem] = []
     # a run marked "running" is only interrupted if nobody holds the lock now
-    lock = lock_for(engine, version_table)
-    holder = lock.probe() if lock is not None else None
+    lock = lock_for(conn, lock_key(version_table, schema))
+    holder = lock.probe(conn) if lock is not None else None
     in_progress = holder.describe() if holder is not None else None
-    with sync_engine_for(engine) as sync_engine, sync_engine.connect() as conn:
-        tables = set(sa.inspect(conn).get_table_names(schema=schema))
-        has_version = version_table in tables
-        current: tuple[str, ...] = ()
-        if has_version:
-            context = MigrationContext.configure(
-                conn, opts={"version_table": version_table, "version_table_schema": schema}
-            )
-            current = tuple(context.get_current_heads())
-        has_journal = journal_table.name in tables
-        entries: list[journal.JournalEntry] = []
-        unfinished: list[journal.JournalEntry] = []
-        applied: dict[str, journal.JournalEntry] = {}
-        if has_journal:
-            entries = journal.recent_steps(conn, journal_table, recent)
-            unfinished = journal.unfinished(conn, journal_table)
-            applied = journal.applied_checksums(conn, journal_table)
-        dialect = conn.dialect.name
+    tables = set(sa.inspect(conn).get_table_names(schema=schema))
+    has_version = version_table in tables
+    current: tuple[str, ...] = ()
+    if has_version:
+        current = tuple(target.context.get_current_heads())
+    has_journal = journal_table.name in tables
+    entries: list[journal.JournalEntry] = []
+    unfinished: list[journal.JournalEntry] = []
+    applied: dict[str, journal.JournalEntry] = {}
+    if has_journal:
+        entries = journal.recent_steps(conn, journal_table, recent)
+        unfinished = journal.unfinished(conn, journal_table)
+        applied = journal.applied_checksums(conn, journal_table)
+    dialect = conn.dialect.name
+    modelled = runner.metadata_tables(target.metadata, schema)
 
     if len(heads) > 1:
         problems.append(Problem(
@@ -196,7 +189,7 @@ def _collect_one(
             "Check out the code that has it, or run 'flask db stamp --purge <revision>' "
             "to record the revision the database is really at.",
         ))
-    others = tables - {version_table, journal_table.name}
+    others = {name for name in tables if name != version_table and not journal.is_journal(name)}
     if not has_version and others:
         shown = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
         problems.append(Problem(
@@ -204,7 +197,7 @@ def _collect_one(
             f"The database has tables ({shown}) but no {version_table} table.",
             "If its schema matches the models, run 'flask db stamp head' to adopt it.",
         ))
-    if not metadata.tables:
+    if target.metadata is not None and not modelled:
         problems.append(Problem(
             "no-models",
             "The application's metadata has no tables for this database.",
@@ -231,7 +224,7 @@ def _collect_one(
                 "Run 'flask db upgrade' again; it records the interruption and goes on.",
             ))
 
-    changed = _changed_files(script, current, unknown, applied)
+    changed = journal.changed_files(script, current, unknown, applied)
     for change in changed:
         problems.append(Problem(
             f"{change.change}-file",
@@ -249,7 +242,7 @@ def _collect_one(
     pending: tuple[PendingRevision, ...] = ()
     if not unknown and heads:
         try:
-            steps = script._upgrade_revs("heads", t.cast(t.Any, current))
+            steps = _alembic.upgrade_steps(script, "heads", current)
         except Exception:  # noqa: BLE001 - a history upgrade cannot walk is a problem shown above
             steps = []
         pending = tuple(
@@ -259,7 +252,7 @@ def _collect_one(
             for step in steps
         )
     return DatabaseStatus(
-        bind=bind,
+        bind=_bind_name(target.context),
         database=label,
         current=current,
         heads=heads,
@@ -275,37 +268,3 @@ def _collect_one(
             if (sc := _known_script(script, rev)) is not None
         },
     )
-
-
-def _changed_files(
-    script: ScriptDirectory,
-    current: tuple[str, ...],
-    unknown: list[str],
-    applied: dict[str, journal.JournalEntry],
-) -> list[ChangedFile]:
-    """Applied revisions whose file was edited, deleted or renamed since."""
-    if not applied:
-        return []
-    known_current = tuple(rev for rev in current if rev not in unknown)
-    in_database: set[str] = set(unknown)
-    if known_current:
-        in_database |= {
-            sc.revision for sc in script.revision_map.iterate_revisions(known_current, "base")
-            if sc is not None
-        }
-    changed = []
-    for rev in sorted(in_database):
-        entry = applied.get(rev)
-        if entry is None or entry.checksum is None:
-            continue  # applied before the journal existed
-        sc = _known_script(script, rev)
-        if sc is None:
-            changed.append(ChangedFile(rev, "missing", entry.filename, None, entry.checksum, None))
-            continue
-        checksum = journal.file_checksum(sc.path)
-        name = Path(sc.path).name
-        if checksum != entry.checksum:
-            changed.append(ChangedFile(rev, "edited", entry.filename, name, entry.checksum, checksum))
-        elif entry.filename is not None and name != entry.filename:
-            changed.append(ChangedFile(rev, "renamed", entry.filename, name, entry.checksum, checksum))
-    return changed

@@ -20,15 +20,18 @@ reference, and refuses to commit if it did.
 from __future__ import annotations
 
 import contextlib
+import threading
 import typing as t
 from collections.abc import Iterator
 
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
 
 from .errors import MigrateError
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Connection
 
 
 class ForeignKeyViolation(MigrateError):
@@ -45,17 +48,23 @@ class ForeignKeyViolation(MigrateError):
 
 
 @contextlib.contextmanager
-def atomic_sqlite(engines: t.Iterable[Engine]) -> Iterator[None]:
-    """Make transactions on the SQLite ``engines`` real while the block runs."""
-    sqlite_engines = [e for e in engines if e.dialect.name == "sqlite"]
-    if not sqlite_engines:
-        yield
-        return
+def atomic_sqlite() -> Iterator[None]:
+    """Make transactions on SQLite connections real while the block runs.
 
+    NOTE: the listeners are set on the ``Engine`` and ``Pool`` classes, not on
+    the application's engines: ``env.py`` is user code and may migrate with
+    any engine it likes, and the multi-database template begins its
+    transactions before ``context.configure()`` tells us which connection it
+    uses. Only connections used by the thread that runs the command are
+    touched, so an application serving requests meanwhile is left alone.
+    """
+    owner = threading.get_ident()
     # DBAPI connections whose foreign keys we switched off, by id()
     switched_off: dict[int, t.Any] = {}
 
     def on_begin(conn: Connection) -> None:
+        if conn.dialect.name != "sqlite" or threading.get_ident() != owner:
+            return
         if conn.exec_driver_sql("PRAGMA foreign_keys").scalar():
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             dbapi_conn = conn.connection.dbapi_connection
@@ -63,7 +72,7 @@ def atomic_sqlite(engines: t.Iterable[Engine]) -> Iterator[None]:
         conn.exec_driver_sql("BEGIN")
 
     def on_commit(conn: Connection) -> None:
-        if id(conn.connection.dbapi_connection) not in switched_off:
+        if conn.dialect.name != "sqlite" or id(conn.connection.dbapi_connection) not in switched_off:
             return
         violations = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
         if violations:
@@ -77,13 +86,11 @@ def atomic_sqlite(engines: t.Iterable[Engine]) -> Iterator[None]:
             finally:
                 cursor.close()
 
-    listeners: list[tuple[t.Any, str, t.Callable[..., None]]] = []
-    for engine in sqlite_engines:
-        listeners += [
-            (engine, "begin", on_begin),
-            (engine, "commit", on_commit),
-            (engine.pool, "checkin", on_checkin),
-        ]
+    listeners: list[tuple[t.Any, str, t.Callable[..., None]]] = [
+        (Engine, "begin", on_begin),
+        (Engine, "commit", on_commit),
+        (Pool, "checkin", on_checkin),
+    ]
     for target, name, fn in listeners:
         event.listen(target, name, fn)
     try:

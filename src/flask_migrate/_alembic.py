@@ -1,0 +1,52 @@
+"""Every use of a private Alembic name, in one place, with the reason.
+
+Alembic's public API covers running ``env.py`` and its commands, but a few
+things this package needs have no public form. Keeping them here means an
+Alembic upgrade that renames one breaks one module, and the list below is the
+whole exposure:
+
+* ``ScriptDirectory._load_revisions()``: the revision files, one by one, so
+  that two files with one id are refused (the public ``revision_map`` keeps
+  one of them silently);
+* ``ScriptDirectory._version_locations``: the folders revisions live in, to
+  say which one is missing (``version_locations`` in the ini is only what the
+  user wrote);
+* ``ScriptDirectory._upgrade_revs()``, ``_downgrade_revs()``,
+  ``_stamp_revs()``: the steps a command will run from given heads. Alembic's
+  own commands compute them this way; computing them before the first step
+  lets a refusal (bad target, nothing to downgrade) fail before anything is
+  written;
+* ``Script._db_current_indicator``: what Alembic's own ``cmd_format`` reads to
+  print "(current)" in ``history``.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from alembic.script import Script, ScriptDirectory
+
+
+def load_revisions(script: ScriptDirectory) -> t.Iterator[Script]:
+    return script._load_revisions()
+
+
+def version_locations(script: ScriptDirectory) -> t.Sequence[str]:
+    return t.cast("t.Sequence[str]", script._version_locations)
+
+
+def upgrade_steps(script: ScriptDirectory, target: str, heads: t.Any) -> list[t.Any]:
+    return list(script._upgrade_revs(target, heads))
+
+
+def downgrade_steps(script: ScriptDirectory, target: str, heads: t.Any) -> list[t.Any]:
+    return list(script._downgrade_revs(target, heads))
+
+
+def stamp_steps(script: ScriptDirectory, targets: tuple[str, ...], heads: t.Any) -> list[t.Any]:
+    return list(script._stamp_revs(targets, heads))
+
+
+def set_current_indicator(sc: Script, value: bool | None) -> None:
+    sc._db_current_indicator = value

@@ -1,0 +1,715 @@
+"""The machinery of one run of ``env.py``.
+
+``env.py`` is the application's code, and the only truth about what a command
+touches: which connections it migrates, with which version table, and which
+callbacks. So this module learns it where ``env.py`` says it, in
+``context.configure()``. :func:`environment` (Alembic's
+``EnvironmentContext``, which ``alembic.context`` stands for while ``env.py``
+runs, with hooks) intercepts that call and, for each connection ``env.py`` configures:
+
+* adds our callbacks to the ones ``env.py`` passes, never replacing them and
+  never colliding with a keyword: ``include_name`` hides the journal from
+  autogenerate, ``on_version_apply`` records each step; explicit values of
+  ``env.py`` (``transaction_per_migration`` and the rest) are left alone;
+* for ``upgrade``, ``downgrade`` and ``stamp``: takes the migration lock on
+  that very connection, named after the version table it passes, before
+  Alembic reads that table (see :mod:`.locking`); reads the version table and
+  refuses what makes no sense (see :meth:`Run._preflight`); and opens the
+  run in that version table's journal (see :mod:`.journal`).
+
+Engines ``env.py`` does not configure are never touched. Transactions are
+Alembic's: one per run where the database has transactional DDL, unless
+``env.py`` passes ``transaction_per_migration=True``.
+"""
+
+from __future__ import annotations
+
+import collections
+import configparser
+import contextlib
+import datetime as dt
+import functools
+import inspect
+import logging
+import os
+import time
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
+from flask import current_app
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from . import journal, locking, scripts
+from .connections import DEFAULT_CONNECT_TIMEOUT, connect_timeouts
+from .errors import DatabaseError, MigrateError, explain_database_error, passwords_in, scrub
+from .results import Step
+from .transactions import atomic_sqlite
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from alembic.runtime.migration import MigrationContext, MigrationInfo
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Connection
+
+    from .config import Config
+    from .extension import _MigrateConfig
+
+log = logging.getLogger("flask_migrate")
+
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
+
+MigrationsFn = t.Callable[[t.Any, "MigrationContext"], t.Iterable[t.Any]]
+
+
+# -- the application's state, config and secrets ------------------------------------
+
+
+def state() -> _MigrateConfig:
+    """The ``app.extensions['migrate']`` of the current application."""
+    try:
+        return t.cast("_MigrateConfig", current_app.extensions["migrate"])
+    except KeyError:
+        raise MigrateError(
+            "This application has no Flask-Migrate extension. "
+            "Create it with 'Migrate(app, db)' where the app is defined."
+        ) from None
+
+
+def get_config(
+    directory: str | os.PathLike[str] | None,
+    *,
+    x_arg: str | t.Sequence[str] | None = None,
+    opts: t.Iterable[str] | None = None,
+    quiet: bool = True,
+    output: t.TextIO | None = None,
+) -> Config:
+    """The Alembic config of a command (see :meth:`Migrate.get_config`)."""
+    config = state().migrate.get_config(directory, x_arg=x_arg, opts=opts)
+    config.cmd_opts.quiet = quiet  # type: ignore[union-attr]
+    if output is not None:
+        config.output_buffer = output
+    return config
+
+
+def load_scripts(config: Config) -> ScriptDirectory:
+    """The migrations folder, loaded and checked (see :func:`.scripts.load`)."""
+    return scripts.load(config, state().migrate.command)
+
+
+def secrets() -> list[str]:
+    """The passwords of the application's databases, for scrubbing messages.
+
+    Taken from the engines and from the configured URLs, so that a URL the
+    engine could not even parse is scrubbed too.
+    """
+    found: set[str] = set()
+    try:
+        migrate_state = current_app.extensions.get("migrate")
+        engines = getattr(getattr(migrate_state, "db", None), "engines", None) or {}
+        found.update(e.url.password for e in engines.values() if e.url.password)
+        urls = [current_app.config.get("SQLALCHEMY_DATABASE_URI")]
+        urls += list((current_app.config.get("SQLALCHEMY_BINDS") or {}).values())
+        for url in urls:
+            if isinstance(url, dict):
+                url = url.get("url")
+            found.update(passwords_in(str(url or "")))
+    except Exception:  # noqa: BLE001 - scrubbing must never itself fail
+        pass
+    return sorted(found)
+
+
+def _app_engines() -> list[t.Any]:
+    """The engines the application declares (only to give them connect time-outs)."""
+    try:
+        engines = getattr(state().db, "engines", None)
+        return list(engines.values()) if engines else []
+    except Exception:  # noqa: BLE001 - an app whose engines cannot be built
+        return []
+
+
+def _describe_db_error(exc: SQLAlchemyError) -> str:
+    """The first useful line of a driver error, without SQL or parameters."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # psycopg puts "connection failed: " and the server address on one line
+    # and the server's reason on the next; keep both
+    first = " ".join(lines[:2]) if lines and lines[0].endswith(":") else (lines[0] if lines else "")
+    return first or type(exc).__name__
+
+
+def translate_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
+    """Turn the failures a user can cause into :class:`MigrateError` subclasses.
+
+    Each translated error keeps the original exception as ``__cause__`` and in
+    its ``original`` attribute, so that the Flask-Migrate 4.1 functions can
+    let it through with its own type, as 4.1 did. While ``f`` runs, new
+    connections get a connect time-out (see :mod:`.connections`). Messages are
+    scrubbed of database passwords.
+    """
+
+    @functools.wraps(f)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        engines = _app_engines()
+        timeout = float(current_app.config.get("MIGRATE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT))
+        try:
+            with connect_timeouts(engines, timeout):
+                return f(*args, **kwargs)
+        except MigrateError as exc:
+            exc.args = (scrub(str(exc), secrets()),)
+            raise
+        except CommandError as exc:
+            message = str(exc)
+            if "Multiple head revisions" in message:
+                message += (
+                    ". Run 'flask db merge heads' to join them, or 'flask db upgrade "
+                    "heads' to apply every branch"
+                )
+            raise _translated(MigrateError(scrub(message, secrets())), exc) from exc
+        except RevisionError as exc:
+            raise _translated(
+                MigrateError(scrub(f"The revision history is broken: {exc}", secrets())), exc
+            ) from exc
+        except configparser.Error as exc:
+            first = str(exc).splitlines()[0]
+            raise _translated(MigrateError(
+                f"The Alembic config file is not a valid ini file ({first}). "
+                "Fix it, or restore it from version control."
+            ), exc) from exc
+        except SyntaxError as exc:
+            raise _translated(MigrateError(
+                f"Syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}. "
+                "Fix the file and run the command again."
+            ), exc) from exc
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise _translated(DatabaseError(
+                "Invalid database URL or driver: "
+                + scrub(_describe_db_error(exc), secrets())
+                + ". Check SQLALCHEMY_DATABASE_URI (and SQLALCHEMY_BINDS), and "
+                "that the driver it names is installed."
+            ), exc) from exc
+        except SQLAlchemyError as exc:
+            detail = scrub(_describe_db_error(exc), secrets())
+            database = _failed_database(exc, engines)
+            if "version_num" in detail:
+                message = (
+                    "The version table does not have the layout Alembic expects "
+                    f"(a version_num column): {detail}. Repair or drop it, then "
+                    "run 'flask db stamp <revision>' to record the database's revision."
+                )
+            else:
+                message = explain_database_error(detail, database)
+            raise _translated(DatabaseError(message, url=database), exc) from exc
+
+    return wrapper
+
+
+def _translated(error: MigrateError, original: BaseException) -> MigrateError:
+    error.original = original
+    return error
+
+
+def _failed_database(exc: BaseException, engines: list[t.Any]) -> str | None:
+    """The database to name in an error: the one that failed, if we know it."""
+    label = getattr(exc, "_flask_migrate_database", None)
+    if label is not None:
+        return t.cast(str, label)
+    if len(engines) == 1:
+        return t.cast(str, engines[0].url.render_as_string(hide_password=True))
+    return None
+
+
+# -- one run of env.py ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``upgrade``, ``downgrade`` or ``stamp`` will do, for the checks before it."""
+
+    direction: str
+    target: str
+    #: current heads -> the steps Alembic will run
+    compute: t.Callable[[tuple[str, ...]], t.Sequence[t.Any]]
+    #: whether to check the version table (not for ``stamp --purge``)
+    check: bool = True
+
+
+@dataclass
+class Target:
+    """One connection (or offline URL) that ``env.py`` configured."""
+
+    context: MigrationContext
+    connection: Connection | None
+    #: The database, as a URL with the password hidden.
+    database: str
+    version_table: str
+    version_table_schema: str | None
+    #: The ``target_metadata`` that ``env.py`` passed (``None``, one or a sequence).
+    metadata: t.Any = None
+    #: Whether the whole run is one transaction on this connection.
+    atomic: bool = False
+    journal: journal.JournalRun | None = None
+    started_at: dt.datetime | None = None
+    #: (perf_counter at start, journal step row id) of the steps running now
+    started: collections.deque[tuple[float, int | None]] = field(
+        default_factory=collections.deque
+    )
+
+
+def _label(connection: t.Any, url: t.Any, dialect_name: str) -> str:
+    # NOTE: in --sql mode the connection is SQLAlchemy's MockConnection,
+    # whose "engine" is itself and has no URL; fall back to the configured url.
+    engine_url = getattr(getattr(connection, "engine", None), "url", None)
+    if engine_url is not None:
+        return t.cast(str, engine_url.render_as_string(hide_password=True))
+    if url is not None:
+        return make_url(url).render_as_string(hide_password=True)
+    return dialect_name
+
+
+class Run:
+    """One run of ``env.py`` for one command.
+
+    :param fn: Alembic's "migrations function": heads -> steps to run.
+    :param plan: for ``upgrade``, ``downgrade`` and ``stamp`` (not in ``--sql``
+        mode): what the command will do, so that each configured connection is
+        locked, checked and journaled before its first step.
+    :param lock: how to lock (for commands with a plan).
+    :param on_step: called with each :class:`~.results.Step` as it finishes.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        script: ScriptDirectory,
+        fn: MigrationsFn,
+        *,
+        plan: Plan | None = None,
+        lock: locking.LockOptions | None = None,
+        on_step: t.Callable[[Step], None] | None = None,
+        **env_kwargs: t.Any,
+    ) -> None:
+        self.config = config
+        self.script = script
+        self.fn = fn
+        self.plan = plan
+        self.lock = lock or locking.LockOptions()
+        self.on_step = on_step
+        self.env_kwargs = env_kwargs
+        self.steps: list[Step] = []
+        self.targets: dict[int, Target] = {}
+        self._held: set[str] = set()
+        self._releases: list[t.Callable[[], None]] = []
+
+    # -- the public face -----------------------------------------------------------
+
+    def execute(self) -> list[Step]:
+        """Run ``env.py``; returns the steps applied."""
+        migrate_state = state()
+        mutating = self.plan is not None
+        with contextlib.ExitStack() as stack:
+            if mutating:
+                stack.enter_context(atomic_sqlite())
+            stack.enter_context(migrate_state.run_configure_args())
+            env = environment(self, self.config, self.script, fn=self._fn, **self.env_kwargs)
+            try:
+                with env:
+                    self.script.run_env()
+            except BaseException as exc:
+                self._release_locks()
+                if mutating:
+                    self._record_failures(exc)
+                raise
+            self._release_locks()
+        return self.steps
+
+    def target_for(self, context: MigrationContext) -> Target | None:
+        """What ``env.py`` configured for ``context``."""
+        return self.targets.get(id(context))
+
+    # -- configure() ---------------------------------------------------------------
+
+    def configure_args(self, kwargs: dict[str, t.Any]) -> dict[str, t.Any]:
+        """``env.py``'s configure arguments, with our callbacks chained to its own."""
+        user_filter = kwargs.get("include_name")
+
+        def include_name(name: str | None, type_: str, parent_names: t.Any) -> bool:
+            # our journals are not part of the application's schema: autogenerate
+            # must neither see them nor propose to drop them
+            if type_ == "table" and journal.is_journal(name):
+                return False
+            return user_filter is None or bool(user_filter(name, type_, parent_names))
+
+        user_hooks = kwargs.get("on_version_apply") or ()
+        if callable(user_hooks):
+            user_hooks = (user_hooks,)
+        return {
+            **kwargs,
+            "include_name": include_name,
+            "on_version_apply": (*user_hooks, self._on_version_apply),
+        }
+
+    def attach(self, context: MigrationContext, kwargs: dict[str, t.Any], was_in_transaction: bool) -> None:
+        """After ``configure()``: lock, check and journal the configured connection."""
+        connection = kwargs.get("connection")
+        target = Target(
+            context=context,
+            connection=connection,
+            database=_label(connection, kwargs.get("url"), context.dialect.name),
+            version_table=kwargs.get("version_table") or "alembic_version",
+            version_table_schema=kwargs.get("version_table_schema"),
+            metadata=kwargs.get("target_metadata"),
+        )
+        self.targets[id(context)] = target
+        if self.plan is None or connection is None or context.as_sql:
+            return
+        transactional = kwargs.get("transactional_ddl")
+        if transactional is None:
+            transactional = context.impl.transactional_ddl
+        per_migration = bool(kwargs.get("transaction_per_migration", False))
+        target.atomic = bool(transactional) and (was_in_transaction or not per_migration)
+        try:
+            if self.lock.enabled:
+                self._lock(target, connection)
+            self._preflight(target, connection)
+            if not target.atomic and not was_in_transaction and connection.in_transaction():
+                # the run row and the checks commit before the first step
+                connection.commit()
+        except BaseException as exc:
+            exc._flask_migrate_database = target.database  # type: ignore[attr-defined]
+            if not was_in_transaction and connection.in_transaction():
+                with contextlib.suppress(Exception):
+                    connection.rollback()
+            raise
+
+    def _lock(self, target: Target, connection: Connection) -> None:
+        key = locking.lock_key(target.version_table, target.version_table_schema)
+        lock = locking.lock_for(connection, key)
+        if lock is None:
+            return
+        identity = lock.identity(connection)
+        if identity in self._held:
+            return  # two binds on one database and version table: locked once
+        lock.acquire(connection, self.lock.timeout, self.lock.on_wait or _log_lock_wait)
+        self._held.add(identity)
+        dbapi_conn = connection.connection.dbapi_connection
+        pool = connection.engine.pool
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            try:
+                lock.release_dbapi(dbapi_conn)
+            except Exception as exc:  # noqa: BLE001 - never hide the command's own outcome
+                log.debug("Releasing the migration lock on %s: %s", target.database, exc)
+
+        def on_checkin(checked_in: t.Any, record: t.Any) -> None:
+            # NOTE: the lock must outlive env.py's last commit, and must not
+            # stay with a pooled connection: release it when env.py is done
+            # with the connection, as it goes back to the pool
+            if checked_in is dbapi_conn:
+                release()
+
+        def finish() -> None:
+            release()
+            # not from on_checkin: a listener cannot go while the pool calls them
+            with contextlib.suppress(Exception):
+                sa.event.remove(pool, "checkin", on_checkin)
+
+        sa.event.listen(pool, "checkin", on_checkin)
+        self._releases.append(finish)
+
+    def _preflight(self, target: Target, conn: Connection) -> None:
+        """Under the lock, before Alembic reads the version table: check, and open the run.
+
+        Everything that makes the command refuse fails here, before anything
+        is written: a bad revision, a broken version table, a revision left
+        half-applied on MariaDB/MySQL, and an upgrade of a database that was
+        built without migrations (its first revision would fail half-way with
+        "table already exists"; ``stamp`` is how to adopt it).
+        """
+        plan = self.plan
+        assert plan is not None
+        schema = target.version_table_schema
+        existing = set(sa.inspect(conn).get_table_names(schema=schema))
+        heads: tuple[str, ...] = ()
+        if target.version_table in existing:
+            heads = tuple(target.context.get_current_heads())
+        elif plan.direction == "upgrade":
+            _refuse_unversioned_schema(existing, target)
+        if plan.check:
+            scripts.check_heads(self.script, heads, target.database, target.version_table)
+        steps = plan.compute(heads)
+        table = journal.journal_table(schema=schema, version_table=target.version_table)
+        files = {
+            rev: Path(sc.path)
+            for rev in heads
+            if (sc := scripts.known_script(self.script, rev)) is not None
+        }
+        run = journal.JournalRun(plan.direction, plan.target, table, target.database)
+        try:
+            run.prepare(conn, heads, steps, files, has_journal=table.name in existing)
+        except journal.InterruptedRevision as exc:
+            raise MigrateError(str(exc)) from None
+        for note in run.notes:
+            log.warning(note)
+        if plan.direction == "upgrade" and table.name in existing:
+            _warn_changed_files(conn, table, self.script, heads, target.database)
+        if run.opened:
+            target.journal = run
+            target.started_at = journal.now()
+
+    # -- run_migrations() ------------------------------------------------------------
+
+    def finished(self, context: MigrationContext, error: BaseException | None) -> None:
+        """After Alembic's ``run_migrations()``: close the run in the journal.
+
+        On success the run row is marked done on the migration's connection:
+        inside the run's transaction where the run is one transaction (so it
+        commits with the run), else in a transaction of its own. On failure
+        it is marked failed here where that can be committed on its own;
+        otherwise the rows vanish with the rollback and :meth:`execute`
+        records the failure once ``env.py`` is done.
+        """
+        target = self.targets.get(id(context))
+        if target is None or target.journal is None or target.connection is None:
+            return
+        conn = target.connection
+        run = target.journal
+        if error is None:
+            if conn.in_transaction():
+                run.finish(conn, None)
+            else:
+                with conn.begin():
+                    run.finish(conn, None)
+            return
+        if conn.in_transaction():
+            return
+        try:
+            with conn.begin():
+                run.finish(conn, _error_text(error))
+        except Exception as exc:  # noqa: BLE001 - never hide the command's own outcome
+            log.debug("Could not record the failure in %s: %s", target.database, exc)
+
+    def _record_failures(self, error: BaseException) -> None:
+        """After ``env.py`` failed: record failed runs whose rows did not survive."""
+        for target in self.targets.values():
+            run = target.journal
+            if run is None or target.connection is None or target.started_at is None:
+                continue
+            engine = target.connection.engine
+            if engine.dialect.is_async:
+                # no event loop any more: the next run reports it as unfinished
+                continue
+            try:
+                with engine.connect() as conn:
+                    if journal.exists(conn, run.table):
+                        state_now = conn.execute(
+                            sa.select(run.table.c.state).where(
+                                run.table.c.run_id == run.run_id, run.table.c.kind == "run"
+                            )
+                        ).scalar()
+                    else:
+                        state_now = None
+                    if state_now is None:
+                        run.record_failure(conn, _error_text(error), target.started_at)
+                    elif state_now == journal.RUNNING:
+                        run.finish(conn, _error_text(error))
+                    conn.commit()
+            except Exception as exc:  # noqa: BLE001 - never hide the command's own outcome
+                log.warning("Could not record the end of this run in %s: %s", target.database, exc)
+
+    def _release_locks(self) -> None:
+        releases, self._releases = self._releases, []
+        for release in releases:
+            release()
+
+    # -- steps -------------------------------------------------------------------------
+
+    def _fn(self, rev: t.Any, context: MigrationContext) -> t.Iterable[t.Any]:
+        steps = list(self.fn(rev, context))
+        target = self.targets.get(id(context))
+        if context.as_sql or target is None:
+            return steps
+        for step in steps:
+            step.migration_fn = self._timed(step, target)
+        return steps
+
+    def _timed(self, step: t.Any, target: Target) -> t.Callable[..., t.Any]:
+        run = step.migration_fn
+
+        @functools.wraps(run)  # Alembic names the step after the function
+        def timed(*args: t.Any, **kw: t.Any) -> t.Any:
+            step_id = None
+            if target.journal is not None and target.connection is not None:
+                revision = getattr(step, "revision", None)
+                path = Path(revision.path) if revision is not None else None
+                step_id = journal.start_step(
+                    target.connection,
+                    target.journal.table,
+                    target.journal.run_id,
+                    _direction(step),
+                    getattr(revision, "revision", None) or _stamp_target(step),
+                    path,
+                    scripts.first_line(getattr(revision, "doc", None)),
+                )
+            target.started.append((time.perf_counter(), step_id))
+            return run(*args, **kw)
+
+        return timed
+
+    def _on_version_apply(
+        self,
+        *,
+        ctx: MigrationContext,
+        step: MigrationInfo,
+        heads: set[str],
+        run_args: dict[str, t.Any],
+    ) -> None:
+        target = self.targets.get(id(ctx))
+        if step.is_stamp:
+            direction = "stamp"
+        else:
+            direction = "upgrade" if step.is_upgrade else "downgrade"
+        duration = None
+        if target is not None and target.started:
+            began, step_id = target.started.popleft()
+            duration = time.perf_counter() - began
+            if step_id is not None and target.journal is not None and ctx.connection is not None:
+                journal.finish_step(ctx.connection, target.journal.table, step_id, int(duration * 1000))
+        recorded = Step(
+            direction=direction,
+            source=tuple(step.source_revision_ids),
+            destination=tuple(step.destination_revision_ids),
+            revision=step.up_revision_id,
+            message=scripts.first_line(getattr(step.up_revision, "doc", None)),
+            database=target.database if target is not None else ctx.dialect.name,
+            duration=None if ctx.as_sql else duration,
+        )
+        self.steps.append(recorded)
+        if self.on_step is not None:
+            self.on_step(recorded)
+
+
+# the names of EnvironmentContext.configure()'s parameters, for positional calls
+_CONFIGURE_PARAMETERS = list(inspect.signature(EnvironmentContext.configure).parameters)[1:]
+
+
+def environment(run: Run, *args: t.Any, **kwargs: t.Any) -> EnvironmentContext:
+    """Alembic's environment for ``env.py``, with ``run``'s hooks on ``configure()``.
+
+    NOTE: the hooks are set on the instance, not in a subclass: while
+    ``env.py`` runs, ``alembic.context`` offers the attributes of the
+    instance, and Alembic builds that module proxy for its own class only.
+    """
+    env = EnvironmentContext(*args, **kwargs)
+    configure = env.configure
+    run_migrations = env.run_migrations
+
+    @functools.wraps(configure)
+    def configure_hooked(*args: t.Any, **kwargs: t.Any) -> None:
+        for name, value in zip(_CONFIGURE_PARAMETERS, args):
+            if name in kwargs:
+                raise TypeError(f"configure() got multiple values for argument {name!r}")
+            kwargs[name] = value
+        connection = kwargs.get("connection")
+        in_transaction = getattr(connection, "in_transaction", None)
+        was_in_transaction = bool(in_transaction()) if in_transaction is not None else False
+        configure(**run.configure_args(kwargs))
+        run.attach(env.get_context(), kwargs, was_in_transaction)
+
+    @functools.wraps(run_migrations)
+    def run_migrations_hooked(**kw: t.Any) -> None:
+        context = env.get_context()
+        try:
+            run_migrations(**kw)
+        except BaseException as exc:
+            run.finished(context, exc)
+            raise
+        run.finished(context, None)
+
+    setattr(env, "configure", configure_hooked)  # noqa: B010 - mypy: no assigning to methods
+    setattr(env, "run_migrations", run_migrations_hooked)  # noqa: B010
+    return env
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _error_text(error: BaseException) -> str:
+    return scrub(f"{type(error).__name__}: {error}", secrets())
+
+
+def _log_lock_wait(database: str, holder: locking.LockHolder | None) -> None:
+    who = holder.describe() if holder else "another process"
+    log.warning("Waiting for the migration lock on %s, held by %s.", database, who)
+
+
+def _direction(step: t.Any) -> str:
+    if not hasattr(step, "revision"):
+        return "stamp"
+    return "upgrade" if step.is_upgrade else "downgrade"
+
+
+def _stamp_target(step: t.Any) -> str | None:
+    targets = getattr(step, "to_", None) or getattr(step, "to_revisions", None) or ()
+    return ",".join(targets) if targets else None
+
+
+def metadata_tables(metadata: t.Any, schema: str | None) -> set[str]:
+    """The names of the tables ``target_metadata`` models in ``schema``."""
+    if metadata is None:
+        return set()
+    metadatas = metadata if isinstance(metadata, (list, tuple)) else [metadata]
+    return {
+        table.name
+        for md in metadatas
+        for table in md.tables.values()
+        if table.schema == schema
+    }
+
+
+def _refuse_unversioned_schema(existing: set[str], target: Target) -> None:
+    """Refuse to upgrade a database whose tables were built without migrations."""
+    clash = sorted(existing & metadata_tables(target.metadata, target.version_table_schema))
+    if clash:
+        shown = ", ".join(clash[:5]) + (", ..." if len(clash) > 5 else "")
+        raise MigrateError(
+            f"{target.database} already has tables ({shown}) but no {target.version_table} "
+            "table: it was not built by these migrations. If its schema matches the models, "
+            "run 'flask db stamp head' to adopt it, then 'flask db upgrade' for anything newer."
+        )
+
+
+def _warn_changed_files(
+    conn: t.Any, table: sa.Table, script: ScriptDirectory, heads: tuple[str, ...], database: str
+) -> None:
+    """Say once if revisions applied to this database were edited since."""
+    changed = journal.changed_files(script, heads, [], journal.applied_checksums(conn, table))
+    if changed:
+        listed = ", ".join(f"{c.revision} ({c.change})" for c in changed)
+        log.warning(
+            "Revisions applied to %s have changed since: %s. Databases already migrated "
+            "do not see such edits; run 'flask db status' for details.", database, listed,
+        )
+
+
+def run_env(
+    config: Config,
+    script: ScriptDirectory,
+    fn: MigrationsFn,
+    **env_kwargs: t.Any,
+) -> Run:
+    """Run ``env.py`` with ``fn`` for a command that changes no database."""
+    run = Run(config, script, fn, **env_kwargs)
+    run.execute()
+    return run
