@@ -383,6 +383,9 @@ class Run:
                 connection.commit()
         except BaseException as exc:
             exc._flask_migrate_database = target.database  # type: ignore[attr-defined]
+            if isinstance(exc, MigrateError):
+                # a refusal: nothing of this run is to be written anywhere
+                exc._flask_migrate_refusal = True  # type: ignore[attr-defined]
             if not was_in_transaction and connection.in_transaction():
                 with contextlib.suppress(Exception):
                     connection.rollback()
@@ -441,11 +444,18 @@ class Run:
         assert plan is not None
         schema = target.version_table_schema
         existing = set(sa.inspect(conn).get_table_names(schema=schema))
+        has_version_table = target.version_table in existing
         heads: tuple[str, ...] = ()
-        if target.version_table in existing:
+        if has_version_table:
             heads = tuple(target.context.get_current_heads())
-        elif plan.direction == "upgrade":
-            _refuse_unversioned_schema(existing, target)
+        if not heads and plan.direction == "upgrade":
+            # NOTE: 'flask db migrate' creates an empty version table, so an
+            # empty one says no more than a missing one
+            if schema is not None:
+                existing_models = set(sa.inspect(conn).get_table_names())
+            else:
+                existing_models = existing
+            _refuse_unversioned_schema(existing_models, target, has_version_table)
         if plan.check:
             scripts.check_heads(self.script, heads, target.database, target.version_table)
         steps = plan.compute(heads)
@@ -521,6 +531,10 @@ class Run:
                     else:
                         state_now = None
                     if state_now is None:
+                        if getattr(error, "_flask_migrate_refusal", False):
+                            # refused before any revision ran anywhere: the
+                            # run's rows were rolled back, and stay so
+                            continue
                         run.record_failure(conn, _error_text(error), target.started_at)
                     elif state_now == journal.RUNNING:
                         run.finish(conn, _error_text(error))
@@ -665,8 +679,8 @@ def _stamp_target(step: t.Any) -> str | None:
     return ",".join(targets) if targets else None
 
 
-def metadata_tables(metadata: t.Any, schema: str | None) -> set[str]:
-    """The names of the tables ``target_metadata`` models in ``schema``."""
+def metadata_tables(metadata: t.Any, schema: str | None | t.Literal["*"] = "*") -> set[str]:
+    """The names of the tables ``target_metadata`` models in ``schema`` (``"*"``: any)."""
     if metadata is None:
         return set()
     metadatas = metadata if isinstance(metadata, (list, tuple)) else [metadata]
@@ -674,19 +688,23 @@ def metadata_tables(metadata: t.Any, schema: str | None) -> set[str]:
         table.name
         for md in metadatas
         for table in md.tables.values()
-        if table.schema == schema
+        if schema == "*" or table.schema == schema
     }
 
 
-def _refuse_unversioned_schema(existing: set[str], target: Target) -> None:
+def _refuse_unversioned_schema(existing: set[str], target: Target, has_version_table: bool) -> None:
     """Refuse to upgrade a database whose tables were built without migrations."""
-    clash = sorted(existing & metadata_tables(target.metadata, target.version_table_schema))
+    clash = sorted(existing & metadata_tables(target.metadata, None))
     if clash:
         shown = ", ".join(clash[:5]) + (", ..." if len(clash) > 5 else "")
+        where = (
+            f"no revision in its {target.version_table} table" if has_version_table
+            else f"no {target.version_table} table"
+        )
         raise MigrateError(
-            f"{target.database} already has tables ({shown}) but no {target.version_table} "
-            "table: it was not built by these migrations. If its schema matches the models, "
-            "run 'flask db stamp head' to adopt it, then 'flask db upgrade' for anything newer."
+            f"{target.database} already has tables ({shown}) but {where}: it was not "
+            "built by these migrations. If its schema matches the models, run 'flask db "
+            "stamp head' to adopt it, then 'flask db upgrade' for anything newer."
         )
 
 

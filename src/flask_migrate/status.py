@@ -11,6 +11,7 @@ folder and the ``target_metadata`` that ``env.py`` passes. A bind that
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import typing as t
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -131,8 +132,18 @@ def collect(config: Config, script: ScriptDirectory, recent: int = 10) -> Status
         return []
 
     run = runner.Run(config, script, read, dont_mutate=True)
-    run.execute()
+    # Alembic's "Context impl ..." lines are noise on this screen
+    alembic_log = logging.getLogger("alembic.runtime.migration")
+    alembic_log.addFilter(_no_info)
+    try:
+        run.execute()
+    finally:
+        alembic_log.removeFilter(_no_info)
     return Status(tuple(found))
+
+
+def _no_info(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.INFO
 
 
 def _bind_name(context: MigrationContext) -> str:
@@ -173,7 +184,7 @@ def _collect_one(
         unfinished = journal.unfinished(conn, journal_table)
         applied = journal.applied_checksums(conn, journal_table)
     dialect = conn.dialect.name
-    modelled = runner.metadata_tables(target.metadata, schema)
+    modelled = runner.metadata_tables(target.metadata)
 
     if len(heads) > 1:
         problems.append(Problem(
@@ -190,11 +201,13 @@ def _collect_one(
             "to record the revision the database is really at.",
         ))
     others = {name for name in tables if name != version_table and not journal.is_journal(name)}
-    if not has_version and others:
+    # an empty version table ('flask db migrate' makes one) says no more than none
+    if not current and others:
         shown = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
+        where = f"no revision in its {version_table} table" if has_version else f"no {version_table} table"
         problems.append(Problem(
             "unversioned-tables",
-            f"The database has tables ({shown}) but no {version_table} table.",
+            f"The database has tables ({shown}) but {where}.",
             "If its schema matches the models, run 'flask db stamp head' to adopt it.",
         ))
     if target.metadata is not None and not modelled:
