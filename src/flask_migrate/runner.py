@@ -635,6 +635,11 @@ def environment(run: Run, *args: t.Any, **kwargs: t.Any) -> EnvironmentContext:
             if name in kwargs:
                 raise TypeError(f"configure() got multiple values for argument {name!r}")
             kwargs[name] = value
+        # NOTE: env.py files of the 2.x/3.x era call fileConfig() with its
+        # default disable_existing_loggers=True, which silences our logger
+        # when alembic.ini does not name it; its warnings (interrupted runs,
+        # edited revisions) must still be heard
+        log.disabled = False
         connection = kwargs.get("connection")
         in_transaction = getattr(connection, "in_transaction", None)
         was_in_transaction = bool(in_transaction()) if in_transaction is not None else False
