@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import typing as t
 
+from . import _alembic
+
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.script import Script
 
-    from .operations import BranchPoint, CurrentRevisions, History, Step, TemplateInfo
+    from .results import BranchPoint, CurrentRevisions, History, Step, TemplateInfo
     from .status import Status
 
 
@@ -23,8 +25,8 @@ def history(result: History, verbose: bool) -> list[str]:
     lines = []
     for sc in result.scripts:
         if result.current is not None:
-            # NOTE: Alembic's own formatter reads this attribute to add "(current)"
-            sc._db_current_indicator = sc.revision in result.current
+            # Alembic's own formatter adds "(current)" (see _alembic)
+            _alembic.set_current_indicator(sc, sc.revision in result.current)
         lines.append(
             sc.cmd_format(
                 verbose=verbose,
@@ -34,7 +36,7 @@ def history(result: History, verbose: bool) -> list[str]:
             )
         )
         if result.current is not None:
-            sc._db_current_indicator = None
+            _alembic.set_current_indicator(sc, None)
     return lines
 
 
