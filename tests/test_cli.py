@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import sqlalchemy as sa
 from click.testing import Result
@@ -1226,3 +1227,83 @@ def test_error_in_revision_is_one_error_line(
     # PostgreSQL rolls the version table back too; elsewhere it stays empty
     if "alembic_version" in database.table_names():
         assert database.versions() == set()
+
+
+# -- how a command exits -----------------------------------------------------------------------------
+# cli.py never calls sys.exit(): it raises click's exceptions and lets click end
+# the process. So a caller that runs the group with standalone_mode=False gets
+# the exception (or the exit status) back instead of a SystemExit.
+
+
+@FILES_ONLY
+def test_failure_is_exactly_one_line_on_stderr(runner: FlaskCliRunner, migrations: Path) -> None:
+    """No "Usage:", no doubled "Error: Error:", nothing on stdout: one line and status 1."""
+    linear_history(runner, migrations)
+    result = runner.invoke(args=["db", "show", "nosuchrev"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert re.fullmatch(r"Error: (?!Error:)[^\n]*nosuchrev[^\n]*\n", result.stderr), result.stderr
+
+
+@FILES_ONLY
+def test_failure_is_a_click_exception(runner: FlaskCliRunner, migrations: Path) -> None:
+    """Outside standalone mode a failure surfaces as a ClickException with exit code 1."""
+    linear_history(runner, migrations)
+    result = runner.invoke(args=["db", "show", "nosuchrev"], standalone_mode=False)
+    assert isinstance(result.exception, click.ClickException)
+    assert not isinstance(result.exception, click.UsageError)
+    assert result.exception.exit_code == 1
+    message = result.exception.format_message()
+    assert "nosuchrev" in message and not message.startswith("Error")
+    assert result.stderr == ""  # click shows it only in standalone mode
+
+
+@FILES_ONLY
+def test_traceback_and_status_check_exit_through_click(
+    runner: FlaskCliRunner, migrations: Path
+) -> None:
+    """``--traceback`` and ``status --check`` end with click's Exit(1), not SystemExit."""
+    linear_history(runner, migrations)
+    result = runner.invoke(args=["db", "--traceback", "show", "nosuchrev"], standalone_mode=False)
+    assert result.exception is None and result.return_value == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    result = runner.invoke(args=["db", "status", "--check"], standalone_mode=False)
+    assert result.exception is None and result.return_value == 1  # three revisions pending
+    assert runner.invoke(args=["db", "status", "--check"]).exit_code == 1
+    invoke(runner, "db", "upgrade")
+    assert runner.invoke(args=["db", "status", "--check"]).exit_code == 0
+
+
+@FILES_ONLY
+def test_interrupt_is_one_error_line(
+    runner: FlaskCliRunner, migrations: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during a command is one ``Error:`` line saying so, not click's "Aborted!"."""
+    from flask_migrate import operations
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    invoke(runner, "db", "init")
+    monkeypatch.setattr(operations, "heads", interrupted)
+    message = fail(runner, "db", "heads")
+    assert message.startswith("Interrupted by SIGINT.")
+    assert "Aborted" not in runner.invoke(args=["db", "heads"]).output
+
+
+@FILES_ONLY
+def test_error_message_is_one_line_without_passwords(
+    runner: FlaskCliRunner, migrations: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A multi-line message naming a URL is folded onto one line with the password hidden."""
+    from flask_migrate import operations
+    from flask_migrate.errors import MigrateError
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise MigrateError("cannot reach\n  postgresql://scott:tiger-pw@db.invalid/app\n")
+
+    invoke(runner, "db", "init")
+    monkeypatch.setattr(operations, "heads", failing)
+    message = fail(runner, "db", "heads")
+    assert message.startswith("cannot reach postgresql://scott:")
+    assert "tiger-pw" not in message

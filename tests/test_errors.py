@@ -243,21 +243,6 @@ def env(**values: str) -> Callable[[Project], None]:
     return setup
 
 
-def unset_flask_app(p: Project) -> None:
-    p.env["FLASK_APP"] = ""
-    (p.root / "app.py").rename(p.root / "application.py")
-
-
-def failing_app(p: Project) -> None:
-    (p.root / "broken.py").write_text("import flask_migrate\nraise RuntimeError('no config')\n")
-    p.env["FLASK_APP"] = "broken.py"
-
-
-def app_importing_nothing(p: Project) -> None:
-    (p.root / "broken.py").write_text("import no_such_module_fm\n")
-    p.env["FLASK_APP"] = "broken.py"
-
-
 CASES = [
     # revisions
     Case("upgrade-unknown-revision", ("db", "upgrade", "nosuchrev"), "can't locate revision", start_at="a1"),
@@ -294,15 +279,9 @@ CASES = [
     Case("unknown-host", ("db", "upgrade"), "host", url(lambda p: server_url(p, host="no-such-host.invalid")), SERVERS),
     Case("unknown-user", ("db", "upgrade"), "user", url(lambda p: server_url(p, username="no_such_user_fm")), SERVERS),
     Case("missing-database", ("db", "upgrade"), "does not exist", url(lambda p: server_url(p, database="no_such_db_fm")), SERVERS),
-    Case("malformed-url", ("db", "upgrade"), "could not load", url(lambda p: "postgresql+psycopg://u:p@host:notaport/x"), ("sqlite",)),
-    Case("unknown-driver", ("db", "upgrade"), "could not load", url(lambda p: "postgresql+nosuchdriver://u@localhost/x"), ("sqlite",)),
     # SQLite
     Case("sqlite-missing-directory", ("db", "upgrade"), "folder", url(lambda p: f"sqlite:///{p.root / 'no-such-dir' / 'x.db'}"), ("sqlite",)),
     Case("sqlite-read-only", ("db", "upgrade"), "read-only", url(lambda p: f"sqlite:///file:{p.database.url[len('sqlite:///'):]}?mode=ro&uri=true"), ("sqlite",)),
-    # app
-    Case("flask-app-unset", ("db", "upgrade"), "could not locate a flask application", unset_flask_app, ("sqlite",)),
-    Case("flask-app-fails", ("db", "upgrade"), "could not load the flask application", failing_app, ("sqlite",)),
-    Case("flask-app-import-error", ("db", "upgrade"), "no module named", app_importing_nothing, ("sqlite",)),
 ]
 
 
@@ -439,35 +418,118 @@ def test_traceback_on_request(project: Project) -> None:
     assert "Traceback (most recent call last)" in result.stderr
 
 
+# -- how the group is registered ------------------------------------------------
+# The group is added by Migrate.init_app() through app.cli, as in Flask-Migrate
+# 4.1, and by nothing else: no ``flask.commands`` entry point. So Flask finds it
+# only in an application that uses the extension, and loading the application
+# (and reporting a failure to load it) is Flask's business, not ours.
+
+
+def test_no_flask_commands_entry_point() -> None:
+    """The installed distribution adds nothing to every application's ``flask`` command."""
+    from importlib.metadata import distribution
+
+    entry_points = distribution("Flask-Migrate").entry_points
+    assert [ep for ep in entry_points if ep.group == "flask.commands"] == []
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_application_db_command_is_not_shadowed(project: Project) -> None:
-    """An app with its own ``db`` command (migrations renamed) still gets it."""
+def test_application_db_group_is_not_shadowed(project: Project) -> None:
+    """An app's own plain click group ``db`` runs, in the app context; ours runs as ``migrations``."""
     write_app(
         project.root,
         migrate_args='command="migrations"',
         extra="""
         import click
+        from flask import current_app
 
-        @app.cli.group("db")
+        @click.group("db")
         def own_db():
-            "The application's own db commands."
+            "The application's own db commands (a plain click group)."
 
         @own_db.command()
         def hello():
-            click.echo("hello from the app")
+            click.echo(f"hello from {current_app.name}")
+
+        app.cli.add_command(own_db)
         """,
     )
     result = project.flask("db", "hello")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "hello from the app"
-    result = project.flask("migrations", "heads")
+    assert result.stdout.strip() == "hello from app"
+    result = project.flask("migrations", "upgrade")
     assert result.returncode == 0, result.stderr
-    assert "a2 (head)" in result.stdout
+    assert project.database.versions() == {"a2"}
+    assert_one_error_line(project.flask("migrations", "upgrade", "nosuchrev"), "nosuchrev")
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_renamed_group_says_where_it_is(project: Project) -> None:
-    """With ``command='database'``, ``flask db`` says to use ``flask database``."""
+def test_app_without_the_extension_has_no_db_command(project: Project) -> None:
+    """``flask --help`` of an app that does not use Flask-Migrate lists no ``db``."""
+    (project.root / "plain.py").write_text("from flask import Flask\n\napp = Flask(__name__)\n")
+    project.env["FLASK_APP"] = "plain.py"
+    result = project.flask("--help")
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.split("Commands:", 1)[1].split()
+    assert "routes" in commands and "db" not in commands
+    result = project.flask("db", "upgrade")
+    assert result.returncode == 2
+    assert "No such command 'db'" in result.stderr
+
+
+def unset_flask_app(p: Project) -> None:
+    p.env["FLASK_APP"] = ""
+    (p.root / "app.py").rename(p.root / "application.py")
+
+
+def app_module(source: str) -> Callable[[Project], None]:
+    def setup(p: Project) -> None:
+        (p.root / "broken.py").write_text(source)
+        p.env["FLASK_APP"] = "broken.py"
+
+    return setup
+
+
+# Each makes the application fail while Flask imports it; Flask-SQLAlchemy
+# creates the engines in init_app(), so a bad URL or driver fails there too.
+APP_LOAD_FAILURES = {
+    "unset": (unset_flask_app, "Could not locate a Flask application"),
+    "import-error": (app_module("import no_such_module_fm\n"), "No module named 'no_such_module_fm'"),
+    "raises": (
+        app_module("import flask_migrate\nraise RuntimeError('no config')\n"),
+        "RuntimeError: no config",
+    ),
+    "malformed-url": (
+        url(lambda p: "postgresql+psycopg://u@host:notaport/x"),
+        "invalid literal for int()",
+    ),
+    "unknown-driver": (
+        url(lambda p: "postgresql+nosuchdriver://u@localhost/x"),
+        "Can't load plugin: sqlalchemy.dialects:postgresql.nosuchdriver",
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", list(APP_LOAD_FAILURES))
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_app_that_fails_to_load_gets_flasks_own_error(project: Project, failure: str) -> None:
+    """FLASK_APP unset, an import error, an app that raises: Flask reports it, as with 4.1."""
+    setup, expected = APP_LOAD_FAILURES[failure]
+    setup(project)
+    result = project.flask("db", "upgrade")
+    assert result.returncode != 0
+    # Flask's own report: its message plus "No such command", or the traceback
+    assert expected in result.stderr
+    assert "Could not load the Flask application" not in result.stderr  # the old plugin's line
+    assert project.database.table_names() == set()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_renamed_group_leaves_db_to_flask(project: Project) -> None:
+    """With ``command='database'``, ``flask db`` is an unknown command and ``flask database`` works."""
     write_app(project.root, migrate_args='command="database"')
-    assert_one_error_line(project.flask("db", "upgrade"), "'flask database'")
+    result = project.flask("db", "upgrade")
+    assert result.returncode == 2
+    assert "No such command 'db'" in result.stderr
     assert project.flask("database", "upgrade").returncode == 0
+    assert project.database.versions() == {"a2"}

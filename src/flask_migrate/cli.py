@@ -2,9 +2,16 @@
 
 It parses options, calls :mod:`flask_migrate.operations`, prints the result and
 turns failures into one line ``Error: <message>`` on standard error with exit
-status 1. It is the only part of the package that exits. Alembic is imported
-only when a command runs, so ``flask --help`` and the application's own
-commands do not pay for it.
+status 1. It is the only part of the package that exits, and it does so only
+through click's exceptions (:class:`CommandFailed`, ``click.exceptions.Exit``),
+so click decides how the process ends and ``app.test_cli_runner()`` sees the
+same exit status as a shell. Alembic is imported only when a command runs, so
+``flask --help`` and the application's own commands do not pay for it.
+
+The group is added to an application by :meth:`flask_migrate.Migrate.init_app`
+(``app.cli.add_command``), as in Flask-Migrate 4.1; it is not a
+``flask.commands`` plugin, so it never appears in, or shadows commands of,
+applications that do not use the extension.
 
 Every option of the group can also be set through the environment with
 Flask's ``FLASK_`` prefix: ``FLASK_DB_DIRECTORY``, ``FLASK_DB_X_ARG`` and
@@ -16,8 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import sys
 import typing as t
 
 import click
@@ -120,13 +125,25 @@ def _step_printer() -> t.Callable[[t.Any], None]:
     return echo
 
 
-def _fail(message: str) -> t.NoReturn:
-    """Print one line ``Error: ...`` on stderr and exit with status 1."""
-    from .errors import passwords_in, scrub
+class CommandFailed(click.ClickException):
+    """A command failed: one line ``Error: <message>`` on stderr, exit status 1.
 
-    first = " ".join(message.split()) or "unknown error"
-    click.echo(f"Error: {scrub(first, passwords_in(first))}", err=True)
-    sys.exit(1)
+    The message is folded onto one line and any password written in it is
+    hidden here, so that no raiser can forget to.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        from .errors import passwords_in, scrub
+
+        line = " ".join(message.split()) or "unknown error"
+        super().__init__(scrub(line, passwords_in(line)))
+
+    def show(self, file: t.IO[t.Any] | None = None) -> None:
+        # NOTE: click's own show() prints the same line, but translates the
+        # prefix through gettext; scripts and our tests match "Error: " exactly.
+        click.echo(f"Error: {self.format_message()}", file=file, err=True)
 
 
 def _print_traceback(exc: BaseException, secrets: t.Iterable[str]) -> None:
@@ -216,10 +233,10 @@ def _handle_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
         except KeyboardInterrupt as exc:
             # every lock and transaction was released on the way out
             signal_name = str(exc) or "SIGINT"
-            _fail(
+            raise CommandFailed(
                 f"Interrupted by {signal_name}. The revision in progress was rolled "
                 "back where the database allows it; locks were released."
-            )
+            ) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - this is the CLI's last line
@@ -231,7 +248,7 @@ def _handle_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
             secrets = _secrets()
             if getattr(g, "migrate_traceback", False):
                 _print_traceback(exc, secrets)
-                sys.exit(1)
+                raise click.exceptions.Exit(1) from None
             if isinstance(exc, CommandError):
                 message = str(exc)
             else:
@@ -243,74 +260,14 @@ def _handle_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
                     + (f" (in {where})" if where else "")
                     + f". Set {_traceback_variable()}=1 to see the traceback."
                 )
-            _fail(scrub(message, secrets))
+            # the cause stays out of sight: it may hold what scrub() removed
+            raise CommandFailed(scrub(message, secrets)) from None
 
     return wrapper
 
 
-def _app_load_failure(exc: Exception) -> str:
-    """One line saying why the application could not be loaded."""
-    from flask.cli import NoAppException
-
-    if isinstance(exc, NoAppException):
-        cause = exc.__context__ if "While importing" in exc.format_message() else None
-        if cause is None:
-            return exc.format_message().splitlines()[0]
-        exc = t.cast(Exception, cause)
-    return (
-        f"Could not load the Flask application: {type(exc).__name__}: {exc}. "
-        "Fix it, or point FLASK_APP (or --app) at the right module."
-    )
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-class MigrateGroup(AppGroup):
-    """The ``flask db`` group: loads the application itself, and fails cleanly.
-
-    Flask loads the application while it looks for a command, and prints a
-    traceback (plus "No such command") when the application cannot be
-    imported. This group is also registered as a ``flask.commands`` plugin,
-    so Flask finds it without loading the application; it then loads the
-    application here, turning a failure into one ``Error:`` line. If the
-    application registered it under another name, or has a ``db`` command of
-    its own, the application's own command gets the arguments.
-    """
-
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: click.Context | None = None,
-        **extra: t.Any,
-    ) -> click.Context:
-        from flask import current_app
-        from flask.cli import ScriptInfo
-
-        if parent is not None and not extra.get("resilient_parsing") and not current_app:
-            info = parent.ensure_object(ScriptInfo)
-            try:
-                app = info.load_app()
-            except Exception as exc:  # noqa: BLE001 - any failure of the user's app
-                if "--traceback" in args or _truthy(os.environ.get("FLASK_DB_TRACEBACK")):
-                    _print_traceback(exc, [])
-                    sys.exit(1)
-                _fail(_app_load_failure(exc))
-            own = app.cli.commands.get(info_name or "")
-            if own is None:
-                state = app.extensions.get("migrate")
-                hint = ""
-                if state is not None:
-                    hint = f" This application's migration commands are 'flask {state.migrate.command}'."
-                _fail(f"No such command {info_name!r}.{hint}")
-            if own is not self:
-                return own.make_context(info_name, args, parent=parent, **extra)
-        return super().make_context(info_name, args, parent=parent, **extra)
-
-
-@click.group(cls=MigrateGroup)
+# AppGroup: every command also pushes the app context when run on its own
+@click.group(cls=AppGroup)
 @_directory_option
 @_x_arg_option
 @click.option(
@@ -721,4 +678,4 @@ def status(
         for line in _render.status(result):
             click.echo(line)
     if check and not result.ok:
-        sys.exit(1)
+        raise click.exceptions.Exit(1)
