@@ -349,11 +349,24 @@ class Run:
         user_hooks = kwargs.get("on_version_apply") or ()
         if callable(user_hooks):
             user_hooks = (user_hooks,)
-        return {
+        args = {
             **kwargs,
             "include_name": include_name,
             "on_version_apply": (*user_hooks, self._on_version_apply),
         }
+        connection = kwargs.get("connection")
+        if (
+            self.plan is not None
+            and kwargs.get("transactional_ddl") is None
+            and getattr(getattr(connection, "dialect", None), "name", None) == "sqlite"
+        ):
+            # NOTE: Alembic assumes SQLite cannot roll DDL back, because
+            # pysqlite runs it outside transactions. While this run lasts we
+            # send the BEGIN pysqlite leaves out (see .transactions), so SQLite
+            # is as transactional as PostgreSQL: one transaction per run, as
+            # Alembic does there, unless env.py says otherwise.
+            args["transactional_ddl"] = True
+        return args
 
     def attach(self, context: MigrationContext, kwargs: dict[str, t.Any], was_in_transaction: bool) -> None:
         """After ``configure()``: lock, check and journal the configured connection."""
