@@ -234,7 +234,7 @@ def _handle_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
             # every lock and transaction was released on the way out
             signal_name = str(exc) or "SIGINT"
             raise CommandFailed(
-                f"Interrupted by {signal_name}. The revision in progress was rolled "
+                f"Interrupted by {signal_name}. What was in progress was rolled "
                 "back where the database allows it; locks were released."
             ) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort):
