@@ -1,5 +1,14 @@
 <%!
 from flask import current_app
+
+
+def database_names():
+    """The default database ("") and the bind keys, as env.py lists them."""
+    binds = current_app.config.get("SQLALCHEMY_BINDS")
+    if binds is not None:
+        return [""] + [name for name in binds if name]
+    db = current_app.extensions["migrate"].db
+    return [""] + (db.bind_names() if hasattr(db, "bind_names") else [])
 %>"""${message}
 
 Revision ID: ${up_revision}
@@ -26,7 +35,7 @@ def downgrade(engine_name):
     globals()["downgrade_%s" % engine_name]()
 
 ## One upgrade_<name>() and downgrade_<name>() per database; "" is the default one.
-% for db_name in [""] + current_app.extensions["migrate"].bind_names():
+% for db_name in database_names():
 
 
 def upgrade_${db_name}():

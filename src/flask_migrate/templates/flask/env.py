@@ -2,7 +2,8 @@
 
 This file is yours to change. It runs inside the Flask application context,
 so the database and the models come from the application's Flask-SQLAlchemy
-instance.
+instance. It reads only the 'db' and 'configure_args' of
+current_app.extensions["migrate"], so it also runs with Flask-Migrate 4.1.
 """
 import logging
 from logging.config import fileConfig
@@ -11,7 +12,9 @@ from alembic import context
 from flask import current_app
 
 config = context.config
+logger = logging.getLogger("alembic.env")
 migrate = current_app.extensions["migrate"]
+db = migrate.db
 
 # Set up logging from alembic.ini, unless the application has set up logging
 # already: a migration run from the application's own code must not replace
@@ -23,16 +26,36 @@ if (
 ):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
+
+def get_engine():
+    if hasattr(db, "engines"):  # Flask-SQLAlchemy 3
+        return db.engines[None]
+    return db.get_engine()  # Flask-SQLAlchemy 2, Alchemical
+
+
 # The models to compare with the database for 'flask db migrate'. To use
 # another MetaData, import it and assign it here.
-target_metadata = migrate.get_metadata()
+if hasattr(db, "metadatas"):  # Flask-SQLAlchemy 3
+    target_metadata = db.metadatas[None]
+else:
+    target_metadata = db.metadata
+
+
+def process_revision_directives(context, revision, directives):
+    """Write no revision file when autogenerate finds no change."""
+    if getattr(config.cmd_opts, "autogenerate", False):
+        if directives[0].upgrade_ops.is_empty():
+            directives[:] = []
+            logger.info("No changes in schema detected.")
 
 
 def run_migrations_offline():
     """Write the SQL to standard output instead of running it (--sql)."""
+    # The URL is passed as an object: the password never reaches the
+    # Alembic configuration.
     options = {"literal_binds": True, **migrate.configure_args}
     context.configure(
-        url=migrate.get_engine().url, target_metadata=target_metadata, **options
+        url=get_engine().url, target_metadata=target_metadata, **options
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -40,11 +63,12 @@ def run_migrations_offline():
 
 def run_migrations_online():
     """Run the migrations on a connection of the application's engine."""
-    with migrate.get_engine().connect() as connection:
+    options = dict(migrate.configure_args)
+    if options.get("process_revision_directives") is None:
+        options["process_revision_directives"] = process_revision_directives
+    with get_engine().connect() as connection:
         context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            **migrate.configure_args,
+            connection=connection, target_metadata=target_metadata, **options
         )
         with context.begin_transaction():
             context.run_migrations()
