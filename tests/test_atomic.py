@@ -1,20 +1,28 @@
-"""Atomic revisions: a failing or killed revision leaves nothing of itself behind.
+"""Atomic runs and revisions: a failing or killed run leaves nothing of what it did not commit.
 
-On PostgreSQL and SQLite every revision runs in a transaction of its own,
-committed together with its version-table change (on SQLite that needs the
-``BEGIN`` pysqlite leaves out, see ``flask_migrate.transactions``). These tests
-run the real ``flask db upgrade`` against real databases and compare complete
-snapshots (schema objects, columns, indexes, constraints, every row, the
-version table) before and after:
+On PostgreSQL and SQLite DDL is transactional (on SQLite that needs the
+``BEGIN`` pysqlite leaves out, see ``flask_migrate.transactions``). The
+transactions are Alembic's, in two modes:
+
+* by default a whole ``upgrade``/``downgrade`` run is one transaction: a run
+  that fails, even at its last revision, or is killed, changes nothing;
+* with ``transaction_per_migration=True`` each revision is committed with its
+  version-table change: a failing revision leaves nothing of itself, and the
+  revisions before it stay applied.
+
+These tests run the real ``flask db`` against real databases and compare
+complete snapshots (schema objects, columns, indexes, constraints, every row,
+the version table) before and after:
 
 * revisions that fail in every way a revision can fail;
+* runs failing at a later revision, in both modes (upgrade, and downgrade to base);
 * SQLite batch mode on a parent table with ``ON DELETE CASCADE`` children in
   an app that turns foreign keys on (plain Alembic loses the child rows);
-* SIGKILL at random moments of a 20-revision upgrade.
+* SIGKILL at random moments of a 20-revision upgrade, in both modes.
 
 The kill tests are seeded (``ATOMIC_KILL_SEED``) and their number of trials
-can be raised with ``ATOMIC_KILL_TRIALS``; each prints a summary of where the
-kills landed (run pytest with ``-s`` to see it).
+per mode can be raised with ``ATOMIC_KILL_TRIALS``; each prints a summary of
+where the kills landed (run pytest with ``-s`` to see it).
 """
 
 from __future__ import annotations
@@ -51,6 +59,14 @@ from conftest import (
 
 ATOMIC_BACKENDS = ["sqlite", "postgresql"]
 
+#: ``Migrate()`` arguments of each transaction mode
+MODES = {"default": "", "per-migration": "transaction_per_migration=True"}
+
+
+def one_transaction(backend: str, mode: str) -> bool:
+    """Whether a whole run is one transaction: the default mode where DDL is transactional."""
+    return mode == "default" and backend in ATOMIC_BACKENDS
+
 @pytest.fixture(scope="session")
 def migrations_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrations folder made once by ``flask db init``, without revisions."""
@@ -81,6 +97,13 @@ on_transactional_backends = pytest.mark.parametrize(
     "atomic_backend", ATOMIC_BACKENDS, indirect=True
 )
 on_sqlite = pytest.mark.parametrize("atomic_backend", ["sqlite"], indirect=True)
+per_migration = pytest.mark.parametrize("mode", ["per-migration"], indirect=True)
+
+
+@pytest.fixture
+def mode(request: pytest.FixtureRequest) -> str:
+    """The transaction mode of the test's app (a key of MODES): ``default`` unless parametrized."""
+    return str(getattr(request, "param", "default"))
 
 
 @dataclass
@@ -111,11 +134,11 @@ class Project:
 
 
 @pytest.fixture
-def project(migrations_template: Path, database: Database, tmp_path: Path) -> Project:
+def project(migrations_template: Path, database: Database, tmp_path: Path, mode: str) -> Project:
     root = tmp_path / "project"
     root.mkdir()
     shutil.copytree(migrations_template, root / "migrations")
-    write_app(root)
+    write_app(root, migrate_args=MODES[mode])
     return Project(root, database)
 
 
@@ -317,7 +340,7 @@ FAILING_REVISIONS = {
 @on_transactional_backends
 @pytest.mark.parametrize("case", sorted(FAILING_REVISIONS))
 def test_failing_revision_leaves_database_as_it_was(project: Project, case: str) -> None:
-    """A revision that fails leaves schema, data and version table exactly as before it."""
+    """A revision that fails (the only one of its run) leaves schema, data and version table exactly as before it."""
     body, expected = FAILING_REVISIONS[case]
     write_revision(project.versions, "r1", None, BASE_REVISION, message="base")
     write_revision(project.versions, "r2", "r1", body, message=case)
@@ -334,11 +357,8 @@ def test_failing_revision_leaves_database_as_it_was(project: Project, case: str)
     assert versions_in(project.database.url) == ["r1"]
 
 
-@on_transactional_backends
-def test_failure_in_third_of_five_revisions_keeps_the_first_two(
-    project: Project, make_database: DatabaseFactory
-) -> None:
-    """Upgrading through 5 revisions where the 3rd fails commits 1-2 and nothing of 3."""
+def write_five_revisions(versions: Path) -> None:
+    """m1..m5, each creating table m<i> with a row; m3 rebuilds m1 in batch mode, changes m2, then fails."""
     down = None
     for i in range(1, 6):
         body = f"""
@@ -352,8 +372,17 @@ def test_failure_in_third_of_five_revisions_keeps_the_first_two(
             op.execute("UPDATE m2 SET v = 'changed'")
             op.execute("INSERT INTO m2 (id, v) VALUES (2, 'dup')")
             """)
-        write_revision(project.versions, f"m{i}", down, body, message=f"rev {i}")
+        write_revision(versions, f"m{i}", down, body, message=f"rev {i}")
         down = f"m{i}"
+
+
+@per_migration
+@on_transactional_backends
+def test_failure_in_third_of_five_revisions_keeps_the_first_two(
+    project: Project, make_database: DatabaseFactory
+) -> None:
+    """transaction_per_migration: upgrading through 5 revisions where the 3rd fails commits 1-2 and nothing of 3."""
+    write_five_revisions(project.versions)
 
     assert_one_error_line(project.flask("db", "upgrade"), "m2")  # duplicate key in m2
     assert versions_in(project.database.url) == ["m2"]
@@ -366,6 +395,25 @@ def test_failure_in_third_of_five_revisions_keeps_the_first_two(
     assert result.returncode == 0, result.stderr
     assert after == snapshot(reference.url)
     assert {"m1", "m2"} <= set(after) and not {"m3", "m4", "m5"} & set(after)
+
+
+@on_transactional_backends
+def test_failure_in_third_of_five_revisions_keeps_none_of_them(project: Project) -> None:
+    """Default mode: upgrading through 5 revisions where the 3rd fails keeps none: the database is as it was (empty)."""
+    write_five_revisions(project.versions)
+    assert snapshot(project.database.url) == {"<catalog>": []}
+
+    assert_one_error_line(project.flask("db", "upgrade"), "m2")  # duplicate key in m2
+    assert versions_in(project.database.url) == []
+    assert snapshot(project.database.url) == {"<catalog>": []}  # not m1, m2, nor a version table
+
+    # and from a migrated database: the run rolls back to where it started
+    result = project.flask("db", "upgrade", "m1")
+    assert result.returncode == 0, result.stderr
+    before = snapshot(project.database.url)
+    assert_one_error_line(project.flask("db", "upgrade"), "m2")
+    assert snapshot(project.database.url) == before
+    assert versions_in(project.database.url) == ["m1"]
 
 
 @on_transactional_backends
@@ -406,6 +454,78 @@ def test_failing_downgrade_leaves_database_as_it_was(project: Project) -> None:
     assert_one_error_line(project.flask("db", "downgrade"), "cannot go back")
     assert snapshot(project.database.url) == before
     assert versions_in(project.database.url) == ["r2"]
+
+
+BOTH_MODES = [
+    ("sqlite", "default"),
+    ("postgresql", "default"),
+    ("sqlite", "per-migration"),
+    ("postgresql", "per-migration"),
+]
+
+
+def write_downgrade_chain(versions: Path) -> None:
+    """d1 (item and tag, with rows) -> d2 (audit, with a row) -> d3 (an index, new prices); d1's downgrade fails half-way."""
+    write_revision(
+        versions, "d1", None, BASE_REVISION,
+        downgrade="""
+        op.drop_table("tag")
+        op.execute("UPDATE item SET price = 0")
+        raise RuntimeError("cannot go back to base")
+        """,
+        message="base",
+    )
+    write_revision(
+        versions, "d2", "d1",
+        """
+        op.create_table("audit", sa.Column("id", sa.Integer, primary_key=True))
+        op.execute("INSERT INTO audit (id) VALUES (1)")
+        """,
+        'op.drop_table("audit")',
+        message="audit",
+    )
+    write_revision(
+        versions, "d3", "d2",
+        """
+        op.create_index("ix_item_price", "item", ["price"])
+        op.execute("UPDATE item SET price = price + 10")
+        """,
+        """
+        op.execute("UPDATE item SET price = price - 10")
+        op.drop_index("ix_item_price", table_name="item")
+        """,
+        message="prices",
+    )
+
+
+@pytest.mark.parametrize(
+    "atomic_backend,mode", BOTH_MODES, indirect=True, ids=["-".join(c) for c in BOTH_MODES]
+)
+def test_failing_downgrade_to_base(
+    project: Project, make_database: DatabaseFactory, atomic_backend: str, mode: str
+) -> None:
+    """'downgrade base' failing in its last step (the first revision's downgrade): by default the database stays where it was; per migration the steps before it stay done."""
+    write_downgrade_chain(project.versions)
+    result = project.flask("db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    before = snapshot(project.database.url)
+    assert versions_in(project.database.url) == ["d3"]
+
+    assert_one_error_line(project.flask("db", "downgrade", "base"), "cannot go back to base")
+
+    after = snapshot(project.database.url)
+    assert tmp_tables(after) == []
+    if one_transaction(atomic_backend, mode):
+        assert after == before  # d3's and d2's downgrades rolled back with the run
+        assert versions_in(project.database.url) == ["d3"]
+    else:
+        # d3 and d2 were downgraded and committed; nothing of d1's downgrade stays
+        assert versions_in(project.database.url) == ["d1"]
+        reference = make_database()
+        result = project.flask("db", "upgrade", "d1", url=reference.url)
+        assert result.returncode == 0, result.stderr
+        assert after == snapshot(reference.url)
+        assert "audit" not in after and "tag" in after
 
 
 # -- 2. SQLite batch mode and ON DELETE CASCADE --------------------------------------
@@ -642,7 +762,7 @@ def test_dangling_foreign_key_raises_foreign_key_violation(project: Project) -> 
 # -- 3. SIGKILL at random moments --------------------------------------------------
 
 KILL_REVISIONS = 20
-KILL_TRIALS = int(os.environ.get("ATOMIC_KILL_TRIALS", "30"))
+KILL_TRIALS = int(os.environ.get("ATOMIC_KILL_TRIALS", "15"))  # per transaction mode
 KILL_SEED = os.environ.get("ATOMIC_KILL_SEED", "20240611")
 KILL_WORKERS = int(os.environ.get("ATOMIC_KILL_WORKERS", "2"))
 
@@ -766,12 +886,17 @@ def kill_upgrade(root: Path, url: str, log: Path, plan: Plan) -> int:
             proc.wait()
 
 
+def kill_events(log: Path) -> list[tuple[str, int]]:
+    """What the revisions logged: ("start" | "end", revision number), in order."""
+    words = log.read_text().split() if log.exists() else []
+    return [(words[j], int(words[j + 1])) for j in range(0, len(words), 2)]
+
+
 def landing(log: Path, recorded: int, status: int) -> tuple[str, int]:
-    """Where the kill landed, from the revisions' own start/end log and the version table."""
+    """Where the kill landed in a run that commits each revision, from the revisions' log and the version table."""
     if status != -signal.SIGKILL:
         return "after the upgrade finished (no kill)", 0
-    lines = log.read_text().split() if log.exists() else []
-    events = [(lines[j], int(lines[j + 1])) for j in range(0, len(lines), 2)]
+    events = kill_events(log)
     if not events:
         assert recorded == 0
         return "at start (before revision 1 began)", 0
@@ -785,17 +910,44 @@ def landing(log: Path, recorded: int, status: int) -> tuple[str, int]:
     return "between revisions (after a commit)", 0
 
 
+def landing_in_one_transaction(log: Path, recorded: int, status: int) -> tuple[str, int]:
+    """Where the kill landed in a run that is one transaction: all of it committed, or none."""
+    if status != -signal.SIGKILL:
+        return "after the upgrade finished (no kill)", 0
+    if recorded == KILL_REVISIONS:
+        return "after the run's commit", 0
+    assert recorded == 0, recorded
+    events = kill_events(log)
+    if not events:
+        return "at start (before revision 1 began)", 0
+    what, number = events[-1]
+    if what == "start":
+        return "mid-revision (inside upgrade())", number
+    return "mid-run (between revisions, before the run's commit)", 0
+
+
+def table_names(url: str) -> set[str]:
+    """Every table, the version table and the journal included."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("mode", list(MODES), indirect=True)
 @on_transactional_backends
 def test_sigkill_never_leaves_half_a_revision(
-    project: Project, make_database: DatabaseFactory, backend: str, tmp_path: Path
+    project: Project, make_database: DatabaseFactory, backend: str, mode: str, tmp_path: Path
 ) -> None:
-    """SIGKILL at random moments of a 20-revision upgrade: schema always matches the version table."""
+    """SIGKILL at random moments of a 20-revision upgrade, 15 per mode: schema always matches the version table; a one-transaction run leaves all or nothing, journal included."""
     down = None
     for i in range(1, KILL_REVISIONS + 1):
         write_revision(project.versions, f"k{i:02d}", down, kill_revision_body(i), message=f"kill {i}")
         down = f"k{i:02d}"
     head = expected_tables(KILL_REVISIONS)
-    rng = random.Random(f"{KILL_SEED}-{backend}")
+    whole_run = one_transaction(backend, mode)
+    rng = random.Random(f"{KILL_SEED}-{backend}-{mode}")
     plans = []
     for _ in range(KILL_TRIALS):
         if rng.random() < 0.2:  # anywhere from launch on, start-up included
@@ -812,13 +964,21 @@ def test_sigkill_never_leaves_half_a_revision(
         recorded, tables, others = kill_state(url)
         context = f"trial {number} (seed {KILL_SEED}, {plan}, exit status {status})"
         assert others == [], context  # no _alembic_tmp_* (nor anything else) left behind
-        assert tables == expected_tables(recorded), context
-        where, inside = landing(log, recorded, status)
+        assert tables == expected_tables(recorded), context  # never half a revision
+        if whole_run:
+            if status == -signal.SIGKILL and recorded != KILL_REVISIONS:
+                # nothing at all: no table, no version table, no journal (nor run row)
+                assert table_names(url) == set(), context
+            where, inside = landing_in_one_transaction(log, recorded, status)
+        else:
+            where, inside = landing(log, recorded, status)
 
         result = run_flask(project.root, "db", "upgrade", url=url,
                            env={"ATOMIC_KILL_LOG": str(log)}, timeout=90)
         assert result.returncode == 0, (context, result.stderr)
         assert "Error" not in result.stderr, (context, result.stderr)
+        if whole_run:
+            assert "did not finish" not in result.stderr, (context, result.stderr)
         assert kill_state(url) == (KILL_REVISIONS, head, []), context
         return where, inside, recorded
 
@@ -832,13 +992,12 @@ def test_sigkill_never_leaves_half_a_revision(
     in_batch = sum(1 for _, inside, _ in outcomes if inside and inside % 4 == 0)
     elapsed = time.monotonic() - started
     print(
-        f"\n[{backend}] {KILL_TRIALS} SIGKILL trials in {elapsed:.1f} s "
+        f"\n[{backend}, {mode}] {KILL_TRIALS} SIGKILL trials in {elapsed:.1f} s "
         f"(seed {KILL_SEED}, {KILL_WORKERS} at a time):"
     )
     for where, count in sorted(landings.items()):
         print(f"  {count:3d}  {where}")
     print(f"  of the mid-revision kills, {in_batch} hit a revision with a batch rebuild")
     print(f"  recorded revision after the kill: {dict(sorted(recorded_at.items()))}")
-    mid = sum(c for w, c in landings.items() if w.startswith("mid-revision"))
-    assert mid >= KILL_TRIALS // 2, landings  # most kills must hit a revision in progress
-
+    mid = sum(c for w, c in landings.items() if w.startswith("mid-"))
+    assert mid >= KILL_TRIALS // 2, landings  # most kills must hit a run in progress

@@ -10,12 +10,22 @@ each other, and a round costs little CPU.
 The history is 20 revisions ``c01``..``c20``; ``c01`` creates a ``log`` table
 without any key, and every revision inserts its own id into it, so a revision
 applied twice shows up as a duplicate row. What a revision does besides is
-driven by environment variables (see ``_step`` in ``REVISION``): sleep, hold
-(sleep long in the first revision a process applies), fail, and write a trace.
+driven by environment variables (see ``_step`` in ``REVISION``): write a
+trace, wait at a gate (until a file the test creates exists), sleep, fail.
+Interleavings are arranged with those gates, traces and the lock itself,
+never with sleeps of the test.
+
+The lock is taken on the connection ``env.py`` configures, keyed by the
+version table; the tests look at it from outside with the same API
+(:func:`held_lock`, :func:`lock_problem`). Races run in both transaction
+modes: Alembic's default (a run is one transaction where DDL is
+transactional) and ``transaction_per_migration=True`` (a commit per
+revision, which the lock must outlive).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -25,6 +35,7 @@ import socket
 import subprocess
 import sys
 import time
+import typing as t
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,9 +52,18 @@ from test_templates import write_original_style_folder
 REVISIONS = [f"c{i:02d}" for i in range(1, 21)]
 HEAD = REVISIONS[-1]
 HALF = REVISIONS[9]  # c10
-ROUNDS = 20
+ROUNDS = 10  # per transaction mode: 20 rounds per scenario and backend in all
 PROCESSES = 8
 WAIT_LINE = "Waiting for the migration lock"
+
+#: ``Migrate()`` arguments of each transaction mode
+MODES = {"default": "", "per-migration": "transaction_per_migration=True"}
+
+
+def one_transaction(backend: str, mode: str) -> bool:
+    """Whether a whole run is one transaction: the default mode where DDL is transactional."""
+    return mode == "default" and backend in ("postgresql", "sqlite")
+
 
 REVISION = '''\
 """step {rev}
@@ -68,9 +88,16 @@ def _step():
     if trace:
         with open(trace, "a") as f:
             f.write(revision + "\\n")
-    # FM_TEST_HOLD: sleep this long in the first revision this process applies
-    hold = os.environ.pop("FM_TEST_HOLD", None)
-    time.sleep(float(hold or os.environ.get("FM_TEST_SLEEP") or 0))
+    # FM_TEST_GATE: wait until this file exists, in revision FM_TEST_GATE_AT,
+    # or else in the first revision this process applies
+    if os.environ.get("FM_TEST_GATE_AT", revision) == revision:
+        gate = os.environ.pop("FM_TEST_GATE", None)
+        deadline = time.monotonic() + 120
+        while gate and not os.path.exists(gate):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test never opened the gate " + gate)
+            time.sleep(0.005)
+    time.sleep(float(os.environ.get("FM_TEST_SLEEP") or 0))
     if os.environ.get("FM_TEST_FAIL") == revision:
         raise RuntimeError("revision " + revision + " failed on purpose")
 
@@ -232,6 +259,10 @@ class Project:
     def migrations(self) -> Path:
         return self.root / "migrations"
 
+    def use_mode(self, mode: str) -> None:
+        """Run the app in the transaction mode ``mode`` (its ``Migrate()`` arguments, see MODES)."""
+        write_app(self.root, migrate_args=MODES[mode])
+
     def env(self, url: str, binds: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
         env = {
             k: v
@@ -312,9 +343,27 @@ class Finished:
         return f"pid {self.pid} exited {self.returncode}:\n{self.stderr}"
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 120) -> Finished:
+def finish(proc: subprocess.Popen[str], timeout: float = 120, read: str = "") -> Finished:
+    """Wait for the process; ``read``: what the test already read of its standard error."""
     stdout, stderr = proc.communicate(timeout=timeout)
-    return Finished(proc.pid, proc.returncode, stdout, stderr)
+    return Finished(proc.pid, proc.returncode, stdout, read + stderr)
+
+
+def read_until(proc: subprocess.Popen[str], text: str) -> str:
+    """Read the process's standard error up to the first line containing ``text``; returns what was read."""
+    assert proc.stderr is not None
+    read = ""
+    while True:
+        line = proc.stderr.readline()
+        if not line:
+            raise AssertionError(f"exited {proc.wait()} without saying {text!r}:\n{read}")
+        read += line
+        if text in line:
+            return read
+
+
+def open_gate(gate: Path) -> None:
+    gate.write_text("go")
 
 
 def make_project(root: Path, multidb: bool = False) -> Project:
@@ -391,15 +440,70 @@ def assert_clean(database: Database, upto: str = HEAD) -> None:
     assert versions(database) == [upto]
 
 
+@contextlib.contextmanager
+def held_lock(database: Database, timeout: float = 0) -> Iterator[locking.MigrationLock]:
+    """Hold the database's migration lock (``alembic_version``) on a connection of the test's own.
+
+    The same lock ``flask db upgrade`` takes on the connection ``env.py``
+    configures; raises :class:`locking.LockTimeout` if it is taken.
+    """
+    engine = database.engine()
+    try:
+        with engine.connect() as conn:
+            lock = locking.lock_for(conn, locking.lock_key("alembic_version", None))
+            assert lock is not None, "a database file always has a lock"
+            lock.acquire(conn, timeout, None)
+            try:
+                yield lock
+            finally:
+                if isinstance(lock, locking.SQLiteFileLock):
+                    lock.release()
+                else:
+                    lock.release_dbapi(conn.connection.dbapi_connection)
+    finally:
+        engine.dispose()
+
+
+def mysql_lock_name(database: Database) -> str:
+    """The ``GET_LOCK()`` name of the database's migration lock (MariaDB)."""
+    engine = database.engine()
+    try:
+        with engine.connect() as conn:
+            lock = locking.lock_for(conn, locking.lock_key("alembic_version", None))
+            assert isinstance(lock, locking.MySQLLock)
+            name = lock._name(conn)
+    finally:
+        engine.dispose()
+    assert name.startswith("flask-migrate:") and len(name) == len("flask-migrate:") + 40, name
+    return name
+
+
+def mysql_lock_holder(database: Database) -> int | None:
+    """The server connection that holds the migration lock (MariaDB), if any."""
+    name = mysql_lock_name(database)
+    engine = database.engine()
+    try:
+        with engine.connect() as conn:
+            return t.cast("int | None", conn.execute(
+                sa.text("SELECT IS_USED_LOCK(:n)"), {"n": name}).scalar())
+    finally:
+        engine.dispose()
+
+
+def sqlite_lock_path(database: Database) -> str:
+    """The lock file beside the real path of the SQLite database file."""
+    return os.path.realpath(str(sa.make_url(database.url).database)) + ".migrate-lock"
+
+
 def lock_problem(database: Database, killed: bool = False) -> str | None:
     """None when no migration lock of the database is held, else what is left.
 
     ``killed``: the last holder was SIGKILLed, so the SQLite lock file may
     still name it (harmless: the OS dropped the lock itself).
     """
-    engine = database.engine()
-    try:
-        if database.backend == "postgresql":
+    if database.backend == "postgresql":
+        engine = database.engine()
+        try:
             with engine.connect() as conn:
                 left = conn.execute(
                     sa.text(
@@ -407,38 +511,36 @@ def lock_problem(database: Database, killed: bool = False) -> str | None:
                         "(SELECT oid FROM pg_database WHERE datname = current_database())"
                     )
                 ).scalar()
-            if left:
-                return f"{left} advisory lock(s) in pg_locks"
-        elif database.backend == "mariadb":
-            with engine.connect() as conn:
-                name = locking.MySQLLock(engine, "alembic_version", "test")._lock_name(conn)
-                holder = conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": name}).scalar()
-            if holder is not None:
-                return f"GET_LOCK({name!r}) held by connection {holder}"
-        else:
-            path = f"{sa.make_url(database.url).database}.migrate-lock"
-            if os.path.exists(path):
-                fd = os.open(path, os.O_RDWR)
+        finally:
+            engine.dispose()
+        if left:
+            return f"{left} advisory lock(s) in pg_locks"
+    elif database.backend == "mariadb":
+        holder = mysql_lock_holder(database)
+        if holder is not None:
+            return f"GET_LOCK({mysql_lock_name(database)!r}) held by connection {holder}"
+    else:
+        path = sqlite_lock_path(database)
+        if os.path.exists(path):
+            fd = os.open(path, os.O_RDWR)
+            try:
                 try:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        return f"{path} is flock()ed"
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                    content = os.pread(fd, 4096, 0)
-                    if content and not killed:
-                        return f"{path} still names a holder: {content!r}"
-                finally:
-                    os.close(fd)
-        # and the library itself can take it at once
-        try:
-            with locking.hold([engine], timeout=0):
-                pass
-        except locking.LockTimeout as exc:
-            return str(exc)
-        return None
-    finally:
-        engine.dispose()
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return f"{path} is flock()ed"
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                content = os.pread(fd, 4096, 0)
+                if content and not killed:
+                    return f"{path} still names a holder: {content!r}"
+            finally:
+                os.close(fd)
+    # and the library itself can take it at once
+    try:
+        with held_lock(database, timeout=0):
+            pass
+    except locking.LockTimeout as exc:
+        return str(exc)
+    return None
 
 
 def assert_lock_free(database: Database, within: float = 0, killed: bool = False) -> None:
@@ -490,11 +592,13 @@ def project(project_template: Path, tmp_path: Path) -> Iterator[Project]:
 # -- 1. eight processes at the same moment -----------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("start", ["empty", "half-way"])
 def test_eight_concurrent_upgrades(
-    start: str, project: Project, make_database: DatabaseFactory
+    start: str, mode: str, project: Project, make_database: DatabaseFactory
 ) -> None:
-    """8 simultaneous 'flask db upgrade' runs, 20 rounds: all exit 0, each revision applied once, no lock left."""
+    """8 simultaneous 'flask db upgrade' runs, 10 rounds per transaction mode: all exit 0, each revision applied once, no lock left."""
+    project.use_mode(mode)
     waited = 0
     for round_number in range(ROUNDS):
         database = make_database()
@@ -516,8 +620,8 @@ def test_without_the_lock_the_race_shows(project: Project, make_database: Databa
     """With --no-lock the same race goes wrong (a failing process or a revision applied twice): the lock is what prevents it."""
     # Observed: on every backend nearly every round has failing processes
     # (PostgreSQL, MariaDB: "expected to match one row when updating ...";
-    # SQLite: "database is locked"); duplicate rows did not show, as each
-    # revision's transaction is rolled back when its version-table update fails.
+    # SQLite: "database is locked"); duplicate rows did not show, as a run's
+    # transaction is rolled back when its version-table update fails.
     outcomes = []
     for _ in range(5):
         database = make_database()
@@ -535,26 +639,30 @@ def test_without_the_lock_the_race_shows(project: Project, make_database: Databa
 # -- 2. --lock-timeout 0, and a process that waits ------------------------------------------
 
 
+def only_error_line(result: Finished) -> str:
+    """The one ``Error:`` line, last; nothing else on standard error but Alembic's INFO lines."""
+    line = one_error(result)
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == line, result.stderr
+    assert all(other.startswith("INFO  [alembic.") for other in lines[:-1]), result.stderr
+    return line
+
+
 def test_lock_timeout_zero_fails_at_once_naming_the_holder(
     project: Project, database: Database
 ) -> None:
     """While one upgrade holds the lock, --lock-timeout 0 runs exit 1 with one line naming it and change nothing; a default run waits, says so once, then succeeds."""
     upgrade_in_process(project, database.url, HALF)
-    trace = project.root / "holder-trace"
+    trace, gate = project.root / "holder-trace", project.root / "holder-gate"
     holder = project.start(
-        database.url, "db", "upgrade", "c15", FM_TEST_HOLD="6", FM_TEST_TRACE=str(trace)
+        database.url, "db", "upgrade", "c15", FM_TEST_GATE=str(gate), FM_TEST_TRACE=str(trace)
     )
     try:
-        wait_for_trace(trace, "c11", holder)
+        wait_for_trace(trace, "c11", holder)  # it holds the lock, and waits at the gate in c11
         before = state(database)
         # the holder as the database sees it
         if database.backend == "mariadb":
-            engine = database.engine()
-            with engine.connect() as conn:
-                name = locking.MySQLLock(engine, "alembic_version", "test")._lock_name(conn)
-                connection = conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": name}).scalar()
-            engine.dispose()
-            names_holder = [f"server connection {connection}", "on host "]
+            names_holder = [f"server connection {mysql_lock_holder(database)}", "on host "]
         else:
             names_holder = [f"pid {holder.pid}", f"on host {socket.gethostname()}"]
 
@@ -569,20 +677,24 @@ def test_lock_timeout_zero_fails_at_once_naming_the_holder(
         waiter_trace = project.root / "waiter-trace"
         waiter = project.start(database.url, "db", "upgrade", FM_TEST_TRACE=str(waiter_trace))
         for loser in map(finish, losers):
-            line = one_error(loser, "Another migration holds the lock", "--lock-timeout is 0", *names_holder)
-            assert loser.stderr.strip() == line, loser.stderr
+            line = only_error_line(loser)
+            for text in ("Another migration holds the lock", "--lock-timeout is 0", *names_holder):
+                assert text in line, line
         # one that waits a little: says it waits, then gives up in one line
         gave_up = finish(impatient)
         one_error(gave_up, "did not release it within 1 s", *names_holder)
         assert gave_up.stderr.count(WAIT_LINE) == 1, gave_up.stderr
+        # the waiter is waiting (it said so) before the holder may go on
+        waited = read_until(waiter, WAIT_LINE)
         assert state(database) == before
         # the holder was still inside c11 all along
         assert trace.read_text().split() == ["c11"]
         assert not waiter_trace.exists()
     finally:
+        open_gate(gate)
         holder_result = finish(holder)
     assert holder_result.returncode == 0, holder_result.describe()
-    waiter_result = finish(waiter)
+    waiter_result = finish(waiter, read=waited)
     assert waiter_result.returncode == 0, waiter_result.describe()
     assert waiter_result.stderr.count(WAIT_LINE) == 1, waiter_result.stderr
     [wait_line] = [line for line in waiter_result.stderr.splitlines() if WAIT_LINE in line]
@@ -594,21 +706,52 @@ def test_lock_timeout_zero_fails_at_once_naming_the_holder(
     assert_lock_free(database)
 
 
+def test_a_lock_held_on_another_connection_makes_upgrade_wait(
+    project: Project, database: Database
+) -> None:
+    """The lock held on a connection of the test's own: --lock-timeout 0 fails naming this process, a waiting upgrade goes on once it is released."""
+    upgrade_in_process(project, database.url, HALF)
+    with held_lock(database):
+        loser = finish(project.start(database.url, "db", "upgrade", "--lock-timeout", "0"))
+        line = only_error_line(loser)
+        assert "Another migration holds the lock" in line, line
+        if database.backend != "mariadb":  # (MariaDB names the server connection)
+            assert f"pid {os.getpid()} on host {socket.gethostname()}" in line, line
+        waiter = project.start(database.url, "db", "upgrade")
+        waited = read_until(waiter, WAIT_LINE)
+        assert_clean(database, HALF)
+    result = finish(waiter, read=waited)
+    assert result.returncode == 0, result.describe()
+    assert_clean(database)
+    assert_lock_free(database)
+
+
 # -- 3. the lock is released on every exit path ---------------------------------------------
 
+EXIT_PATHS = [
+    ("error", "default"), ("error", "per-migration"),
+    ("SIGINT", "default"), ("SIGTERM", "per-migration"),
+    ("SIGKILL", "default"), ("SIGKILL", "per-migration"),
+]
 
-@pytest.mark.parametrize("how", ["error", "SIGINT", "SIGTERM", "SIGKILL"])
-def test_lock_is_released_on_every_exit_path(how: str, project: Project, database: Database) -> None:
-    """An upgrade that fails, or is interrupted or killed in mid-revision, leaves no lock; the next upgrade --lock-timeout 0 finishes."""
+
+@pytest.mark.parametrize("how,mode", EXIT_PATHS, ids=["-".join(p) for p in EXIT_PATHS])
+def test_lock_is_released_on_every_exit_path(
+    how: str, mode: str, backend: str, project: Project, database: Database
+) -> None:
+    """An upgrade that fails, or is interrupted or killed in mid-revision, leaves no lock; what it applied is rolled back as its mode says; the next upgrade --lock-timeout 0 finishes."""
+    project.use_mode(mode)
     upgrade_in_process(project, database.url, HALF)
     trace = project.root / "trace"
     proc = project.start(
         database.url,
         "db",
         "upgrade",
-        FM_TEST_SLEEP="0.5",
         FM_TEST_TRACE=str(trace),
         FM_TEST_FAIL="c12" if how == "error" else "",
+        # else c12 waits at a gate that is never opened, until the signal comes
+        FM_TEST_GATE="" if how == "error" else str(project.root / "gate"),
+        FM_TEST_GATE_AT="c12",
     )
     wait_for_trace(trace, "c12", proc)
     if how != "error":
@@ -624,7 +767,8 @@ def test_lock_is_released_on_every_exit_path(how: str, project: Project, databas
     # a killed process's session is ended by the server once it sees the socket close
     killed = how == "SIGKILL"
     assert_lock_free(database, within=10 if killed else 0, killed=killed)
-    assert_clean(database, "c11")  # c12 was rolled back (it had not written yet)
+    # c11 was committed on its own, or rolled back with the whole run; c12 never is
+    assert_clean(database, HALF if one_transaction(backend, mode) else "c11")
     after = project.start(database.url, "db", "upgrade", "--lock-timeout", "0")
     finished = finish(after)
     assert finished.returncode == 0, finished.describe()
@@ -632,26 +776,51 @@ def test_lock_is_released_on_every_exit_path(how: str, project: Project, databas
     assert_lock_free(database)
 
 
+def wait_until_blocked_in_get_lock(database: Database, proc: subprocess.Popen[str]) -> None:
+    """MariaDB: wait until a server connection of this database waits in GET_LOCK()."""
+    name = sa.make_url(database.url).database
+    engine = database.engine()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with engine.connect() as conn:
+                waiting = conn.execute(
+                    sa.text(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                        "WHERE DB = :db AND INFO LIKE 'SELECT GET_LOCK(%'"
+                    ),
+                    {"db": name},
+                ).scalar()
+            if waiting:
+                return
+            assert proc.poll() is None, f"exited {proc.returncode} while it should wait"
+            assert time.monotonic() < deadline, "the waiter never blocked in GET_LOCK()"
+            time.sleep(0.01)
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
 def test_interrupting_a_waiting_process(how: str, project: Project, database: Database) -> None:
     """A process waiting for the lock stops at once when interrupted, with one Error line, and the holder goes on."""
     upgrade_in_process(project, database.url, HALF)
-    trace = project.root / "trace"
-    holder = project.start(database.url, "db", "upgrade", FM_TEST_HOLD="6", FM_TEST_TRACE=str(trace))
+    trace, gate = project.root / "trace", project.root / "gate"
+    holder = project.start(database.url, "db", "upgrade", FM_TEST_GATE=str(gate), FM_TEST_TRACE=str(trace))
     try:
         wait_for_trace(trace, "c11", holder)
         waiter = project.start(database.url, "db", "upgrade")
-        assert waiter.stderr is not None
-        line = waiter.stderr.readline()  # the waiter says so before it blocks
-        assert WAIT_LINE in line, line
-        time.sleep(0.3)  # let it block in the database / the wait loop
+        waited = read_until(waiter, WAIT_LINE)  # the waiter says so before it blocks
+        if database.backend == "mariadb":
+            # blocked inside the server's GET_LOCK(), not only in a wait loop
+            wait_until_blocked_in_get_lock(database, waiter)
         interrupted_at = time.monotonic()
         waiter.send_signal(getattr(signal, how))
-        result = finish(waiter, timeout=5)
+        result = finish(waiter, timeout=5, read=waited)
         assert time.monotonic() - interrupted_at < 3
         one_error(result, f"Interrupted by {how}.")
         assert trace.read_text().split() == ["c11"]
     finally:
+        open_gate(gate)
         holder_result = finish(holder)
     assert holder_result.returncode == 0, holder_result.describe()
     assert_clean(database)
@@ -713,8 +882,8 @@ def test_original_style_migrations_folder_is_locked(
 
     # and a run that finds the lock taken fails at once, changing nothing
     database = make_database()
-    trace = root / "trace"
-    holder = project.start(database.url, "db", "upgrade", FM_TEST_HOLD="4", FM_TEST_TRACE=str(trace))
+    trace, gate = root / "trace", root / "gate"
+    holder = project.start(database.url, "db", "upgrade", FM_TEST_GATE=str(gate), FM_TEST_TRACE=str(trace))
     try:
         wait_for_trace(trace, "c01", holder)
         before = state(database)
@@ -723,6 +892,7 @@ def test_original_style_migrations_folder_is_locked(
         assert state(database) == before
         assert trace.read_text().split() == ["c01"]
     finally:
+        open_gate(gate)
         holder_result = finish(holder)
     assert holder_result.returncode == 0, holder_result.describe()
     assert_clean(database)

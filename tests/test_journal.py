@@ -8,15 +8,24 @@ mostly through the real ``flask`` command in a subprocess:
    that stock Alembic still reads; a failing revision's run is ``failed``;
 2. a database migrated before the journal existed gets ``baseline`` rows;
 3. each applied step is printed with its duration as it finishes;
-4. runs killed with SIGKILL: noted and carried on from on PostgreSQL and
-   SQLite; on MariaDB, 30+ kills at random moments of a 20-revision DDL
-   upgrade, each ending either consistent or refused until stamped (the
-   outcome counts are printed: run pytest with ``-s`` to see them);
+4. runs killed with SIGKILL: a run that is one transaction leaves nothing;
+   one committed per revision is noted and carried on from on PostgreSQL and
+   SQLite; on MariaDB, 15 kills per transaction mode at random moments of a
+   20-revision DDL upgrade, each ending either consistent or refused until
+   stamped (the outcome counts are printed: run pytest with ``-s`` to see them);
 5. applied revision files edited, deleted or renamed;
 6. the ``flask db status`` screen, ``--json``, ``--check`` and the API.
 
-The kill trials are seeded (``JOURNAL_KILL_SEED``); their number can be
-raised with ``JOURNAL_KILL_TRIALS``.
+Where the outcome depends on the transaction mode, the tests run in both:
+Alembic's default, where a run is one transaction on databases with
+transactional DDL (its run row, step rows and end commit with it or vanish
+with it, and a failed run is recorded afterwards), and
+``transaction_per_migration=True``, where the run row is committed before
+the first step and each step row with its revision (MariaDB always works
+that way).
+
+The kill trials are seeded (``JOURNAL_KILL_SEED``); their number per mode can
+be raised with ``JOURNAL_KILL_TRIALS``.
 """
 
 from __future__ import annotations
@@ -60,6 +69,10 @@ from conftest import (
 )
 
 TRANSACTIONAL = ["sqlite", "postgresql"]
+
+#: ``Migrate()`` arguments of each transaction mode
+MODES = {"default": "", "per-migration": "transaction_per_migration=True"}
+
 
 # kill tests: each revision tells the test where it is
 LOG_HELPER = '''
@@ -175,11 +188,17 @@ class Project:
 
 
 @pytest.fixture
-def project(migrations_template: Path, database: Database, tmp_path: Path) -> Project:
+def mode(request: pytest.FixtureRequest) -> str:
+    """The transaction mode of the test's app (a key of MODES): ``default`` unless parametrized."""
+    return str(getattr(request, "param", "default"))
+
+
+@pytest.fixture
+def project(migrations_template: Path, database: Database, tmp_path: Path, mode: str) -> Project:
     root = tmp_path / "project"
     root.mkdir()
     shutil.copytree(migrations_template, root / "migrations")
-    write_app(root)
+    write_app(root, migrate_args=MODES[mode])
     return Project(root, database)
 
 
@@ -337,18 +356,55 @@ def test_downgrade_and_stamp_steps_are_journaled(project: Project) -> None:
     assert len(journal_rows(project.url)) == len(rows)
 
 
+FAILING_A4 = """
+op.create_table("audit", sa.Column("id", sa.Integer, primary_key=True))
+raise RuntimeError("gave up half-way")
+"""
+
+
 @pytest.mark.parametrize("backend", TRANSACTIONAL, indirect=True)
-def test_failing_revision_leaves_run_failed_and_no_step(project: Project) -> None:
-    """A revision that fails leaves its run row failed and no step row of its own (PostgreSQL, SQLite)."""
+def test_failing_one_transaction_run_leaves_only_a_failed_run_row(project: Project) -> None:
+    """Default mode (PostgreSQL, SQLite): a run failing at its last revision changes nothing; its rows vanish, one run row 'failed' is recorded."""
     write_standard_revisions(project.versions, sleep=0)
-    write_revision(
-        project.versions, "a4", "a3",
-        """
-        op.create_table("audit", sa.Column("id", sa.Integer, primary_key=True))
-        raise RuntimeError("gave up half-way")
-        """,
-        message="failing",
-    )
+    write_revision(project.versions, "a4", "a3", FAILING_A4, message="failing")
+
+    # from an empty database: the journal is created afterwards, for the failure alone
+    assert_one_error_line(project.flask("db", "upgrade"), "gave up half-way")
+    assert versions_in(project.url) == set()
+    assert project.database.table_names() == set()  # no user, post, audit, alembic_version
+    rows = journal_rows(project.url)
+    assert [(r["kind"], r["direction"], r["revision"], r["state"]) for r in rows] == [
+        ("run", "upgrade", "head", "failed"),
+    ]
+    [run] = rows
+    assert run["message"].startswith("RuntimeError: gave up half-way"), run["message"]
+    assert run["finished_at"] is not None and run["duration_ms"] is not None
+    assert run["pid"] not in (None, os.getpid()) and run["host"] == socket.gethostname()
+    # nothing is left "running": status sees no interrupted run (a1..a4 are pending)
+    assert problem_codes(project.status_json(ok=False)) == []
+
+    # from a migrated database: its earlier runs stay, the failing run's steps vanish
+    project.ok("db", "upgrade", "a2")
+    assert_one_error_line(project.flask("db", "upgrade"), "gave up half-way")
+    assert versions_in(project.url) == {"a2"}
+    assert project.database.column_names("user") == {"id", "name"}  # a3 rolled back with the run
+    assert "audit" not in project.database.table_names()
+    rows = journal_rows(project.url)
+    assert [(r["kind"], r["revision"], r["state"]) for r in rows] == [
+        ("run", "head", "failed"),
+        ("run", "a2", "done"), ("step", "a1", "applied"), ("step", "a2", "applied"),
+        ("run", "head", "failed"),
+    ]
+    assert rows[-1]["run_id"] not in {r["run_id"] for r in rows[:-1]}
+    assert problem_codes(project.status_json(ok=False)) == []
+
+
+@pytest.mark.parametrize("mode", ["per-migration"], indirect=True)
+@pytest.mark.parametrize("backend", TRANSACTIONAL, indirect=True)
+def test_failing_revision_per_migration_leaves_run_failed_and_no_step(project: Project) -> None:
+    """transaction_per_migration (PostgreSQL, SQLite): a failing revision leaves its run row failed, the steps before it applied and no step row of its own."""
+    write_standard_revisions(project.versions, sleep=0)
+    write_revision(project.versions, "a4", "a3", FAILING_A4, message="failing")
     assert_one_error_line(project.flask("db", "upgrade"), "gave up half-way")
 
     rows = journal_rows(project.url)
@@ -358,29 +414,26 @@ def test_failing_revision_leaves_run_failed_and_no_step(project: Project) -> Non
     assert run["finished_at"] is not None
     assert [s["revision"] for s in of_kind(rows, "step")] == ["a1", "a2", "a3"]
     assert {s["state"] for s in of_kind(rows, "step")} == {"applied"}
+    assert {s["run_id"] for s in of_kind(rows, "step")} == {run["run_id"]}
     assert versions_in(project.url) == {"a3"}
     assert "audit" not in project.database.table_names()
     # nothing is left "running": status sees no interrupted run (a4 is still pending)
     assert problem_codes(project.status_json(ok=False)) == []
 
 
+@pytest.mark.parametrize("mode", list(MODES), indirect=True)
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 def test_failing_revision_after_ddl_on_mariadb_is_refused_until_stamped(project: Project) -> None:
-    """On MariaDB a revision failing after DDL leaves its step running: the next upgrade refuses until stamp."""
+    """On MariaDB (either mode: a commit per revision) a revision failing after DDL leaves its step running: the next upgrade refuses until stamp."""
     write_standard_revisions(project.versions, sleep=0)
-    write_revision(
-        project.versions, "a4", "a3",
-        """
-        op.create_table("audit", sa.Column("id", sa.Integer, primary_key=True))
-        raise RuntimeError("gave up half-way")
-        """,
-        'op.drop_table("audit")',
-        message="failing",
-    )
+    write_revision(project.versions, "a4", "a3", FAILING_A4, 'op.drop_table("audit")', message="failing")
     assert_one_error_line(project.flask("db", "upgrade"), "gave up half-way")
     rows = journal_rows(project.url)
     assert of_kind(rows, "run")[0]["state"] == "failed"
-    assert [(s["revision"], s["state"]) for s in of_kind(rows, "step")][-1] == ("a4", "running")
+    assert [(s["revision"], s["state"]) for s in of_kind(rows, "step")] == [
+        ("a1", "applied"), ("a2", "applied"), ("a3", "applied"), ("a4", "running"),
+    ]
+    assert versions_in(project.url) == {"a3"}  # a1..a3 were committed one by one
     assert "audit" in project.database.table_names()  # MariaDB cannot roll DDL back
 
     assert_one_error_line(project.flask("db", "upgrade"), "a4", "flask db stamp")
@@ -534,8 +587,35 @@ def write_hanging_revisions(versions: Path) -> None:
 
 
 @pytest.mark.parametrize("backend", TRANSACTIONAL, indirect=True)
-def test_killed_upgrade_is_noted_and_the_next_one_carries_on(project: Project, tmp_path: Path) -> None:
-    """SIGKILL mid-revision (PostgreSQL, SQLite): status shows interrupted-run; the next upgrade notes it and finishes."""
+def test_killed_one_transaction_upgrade_leaves_nothing_behind(project: Project, tmp_path: Path) -> None:
+    """SIGKILL mid-revision of a default run (PostgreSQL, SQLite): no run row, no step row, no table; status sees no problem; the next upgrade applies everything."""
+    write_hanging_revisions(project.versions)
+    kill_when_logged(project.root, project.url, tmp_path / "kill.log", "k2 created")
+    # k1 was applied, and k2 begun, in the run's transaction: all gone with it
+    assert project.database.table_names(journal=True) == set()
+    assert journal_rows(project.url) == [] and versions_in(project.url) == set()
+
+    status = project.status_json(ok=False)  # k1..k3 pending
+    assert problem_codes(status) == []
+    assert [p["revision"] for p in status["databases"][0]["pending"]] == ["k1", "k2", "k3"]
+
+    result = project.ok("db", "upgrade")
+    assert "did not finish" not in result.stderr, result.stderr
+    assert versions_in(project.url) == {"k3"}
+    rows = journal_rows(project.url)
+    assert [(r["kind"], r["revision"], r["state"]) for r in rows] == [
+        ("run", "head", "done"), ("step", "k1", "applied"), ("step", "k2", "applied"),
+        ("step", "k3", "applied"),
+    ]
+    assert "No problems." in project.status(ok=True)
+
+
+@pytest.mark.parametrize("mode", ["per-migration"], indirect=True)
+@pytest.mark.parametrize("backend", TRANSACTIONAL, indirect=True)
+def test_killed_per_migration_upgrade_is_noted_and_the_next_one_carries_on(
+    project: Project, tmp_path: Path
+) -> None:
+    """SIGKILL mid-revision with transaction_per_migration (PostgreSQL, SQLite): k1 stays, status shows interrupted-run; the next upgrade notes it and finishes."""
     write_hanging_revisions(project.versions)
     pid = kill_when_logged(project.root, project.url, tmp_path / "kill.log", "k2 created")
     assert versions_in(project.url) == {"k1"}
@@ -563,9 +643,15 @@ def test_killed_upgrade_is_noted_and_the_next_one_carries_on(project: Project, t
     assert "No problems." in project.status(ok=True)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"], indirect=True)
-def test_status_during_a_live_upgrade_reports_no_interruption(project: Project, tmp_path: Path) -> None:
-    """While an upgrade is running (holding the lock), status does not call it interrupted."""
+LIVE = [("sqlite", "default"), ("sqlite", "per-migration"), ("postgresql", "default"),
+        ("postgresql", "per-migration"), ("mariadb", "default")]
+
+
+@pytest.mark.parametrize("backend,mode", LIVE, indirect=True, ids=["-".join(c) for c in LIVE])
+def test_status_during_a_live_upgrade_reports_no_interruption(
+    project: Project, tmp_path: Path, backend: str, mode: str
+) -> None:
+    """While an upgrade is running (holding the lock; its run row committed 'running' when per migration), status shows it in progress, not interrupted."""
     write_hanging_revisions(project.versions)
     log = tmp_path / "live.log"
     proc = subprocess.Popen(
@@ -578,11 +664,20 @@ def test_status_during_a_live_upgrade_reports_no_interruption(project: Project, 
         while not (log.exists() and "k2 created" in log.read_text()):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.005)
-        codes = problem_codes(project.status_json(ok=False))
+        status = project.status_json(ok=False)
+        running = [r["state"] for r in of_kind(journal_rows(project.url), "run")]
     finally:
         proc.kill()
         proc.wait()
-    assert codes == []
+    assert problem_codes(status) == []
+    in_progress = status["databases"][0]["in_progress"]
+    assert in_progress is not None, status
+    if backend != "mariadb":  # (MariaDB names the server connection)
+        assert f"pid {proc.pid} on host {socket.gethostname()}" in in_progress, in_progress
+    if backend == "mariadb" or mode == "per-migration":
+        assert running == ["running"]  # committed before the first step
+    else:
+        assert running == []  # one transaction: only the run itself sees its row
 
 
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
@@ -625,7 +720,7 @@ def test_half_applied_revision_on_mariadb_is_refused_until_stamped(project: Proj
 # -- MariaDB: SIGKILL at random moments -------------------------------------------------------
 
 KILL_REVISIONS = 20
-KILL_TRIALS = int(os.environ.get("JOURNAL_KILL_TRIALS", "30"))
+KILL_TRIALS = int(os.environ.get("JOURNAL_KILL_TRIALS", "15"))  # per transaction mode
 KILL_SEED = os.environ.get("JOURNAL_KILL_SEED", "20240612")
 KILL_WORKERS = int(os.environ.get("JOURNAL_KILL_WORKERS", "2"))
 COMPLETE = ["id", "name", "extra"]
@@ -719,17 +814,18 @@ def where_killed(log: Path, status: int) -> str:
     return "inside a revision's upgrade()" if what == "start" else "after a revision's upgrade()"
 
 
+@pytest.mark.parametrize("mode", list(MODES), indirect=True)
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 def test_sigkill_on_mariadb_never_leaves_a_silent_half_applied_revision(
-    project: Project, make_database: DatabaseFactory, tmp_path: Path
+    project: Project, make_database: DatabaseFactory, tmp_path: Path, mode: str
 ) -> None:
-    """30 SIGKILLs at random moments of a 20-revision DDL upgrade on MariaDB: consistent, or refused until stamped."""
+    """15 SIGKILLs per transaction mode at random moments of a 20-revision DDL upgrade on MariaDB: consistent, or refused until stamped."""
     down = None
     for i in range(1, KILL_REVISIONS + 1):
         write_revision(project.versions, f"r{i:02d}", down, ddl_revision_body(i),
                        f'op.drop_table("t{i:02d}")', f"ddl {i}")
         down = f"r{i:02d}"
-    rng = random.Random(f"{KILL_SEED}-mariadb")
+    rng = random.Random(f"{KILL_SEED}-mariadb-{mode}")
     plans = []
     for _ in range(KILL_TRIALS):
         if rng.random() < 0.2:  # anywhere from launch on, start-up included
@@ -788,7 +884,7 @@ def test_sigkill_on_mariadb_never_leaves_a_silent_half_applied_revision(
     elapsed = time.monotonic() - started
     outcomes = collections.Counter(outcome for _, outcome in results)
     landings = collections.Counter(where for where, _ in results)
-    print(f"\n[mariadb] {KILL_TRIALS} SIGKILL trials in {elapsed:.1f} s "
+    print(f"\n[mariadb, {mode}] {KILL_TRIALS} SIGKILL trials in {elapsed:.1f} s "
           f"(seed {KILL_SEED}, {KILL_WORKERS} at a time)")
     print("  where the kill landed:")
     for where, count in sorted(landings.items()):
