@@ -531,7 +531,10 @@ class Run:
                 continue
             engine = target.connection.engine
             if engine.dialect.is_async:
-                # no event loop any more: the next run reports it as unfinished
+                # NOTE: env.py's event loop is gone, and with it any way to use
+                # this engine. A one-transaction run rolled its rows back, so it
+                # leaves no trace; a run committed per revision keeps its run
+                # row "running", which the next run reports as interrupted.
                 continue
             try:
                 with engine.connect() as conn:
