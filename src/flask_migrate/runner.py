@@ -533,8 +533,9 @@ class Run:
             if engine.dialect.is_async:
                 # NOTE: env.py's event loop is gone, and with it any way to use
                 # this engine. A one-transaction run rolled its rows back, so it
-                # leaves no trace; a run committed per revision keeps its run
-                # row "running", which the next run reports as interrupted.
+                # leaves no trace; a run committed per revision was marked
+                # failed by finished() already, unless it failed outside
+                # run_migrations(): then the next run reports it as interrupted.
                 continue
             try:
                 with engine.connect() as conn:
