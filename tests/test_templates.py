@@ -49,6 +49,7 @@ def sqlite_dbs(databases_on: Callable[[str], Database]) -> Callable[[], Database
 # -- (a) one smoke test per shipped template, through the real ``flask`` -------
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("template", ["flask", "flask-multidb", "aioflask", "aioflask-multidb"])
 def test_template_smoke(template: str, tmp_path: Path, sqlite_dbs: Callable[[], Database]) -> None:
     """flask db init -t NAME, migrate, upgrade and current work for each shipped template."""
