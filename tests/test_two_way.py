@@ -26,6 +26,7 @@ class Note(db.Model):
     id = db.Column(db.Integer, primary_key=True)
 """
 
+
 @pytest.fixture(scope="session")
 def original_flask() -> str:
     """The ``flask`` executable of the venv that holds Flask-Migrate 4.1.0."""
