@@ -52,7 +52,8 @@ from test_templates import write_original_style_folder
 REVISIONS = [f"c{i:02d}" for i in range(1, 21)]
 HEAD = REVISIONS[-1]
 HALF = REVISIONS[9]  # c10
-ROUNDS = 10  # per transaction mode: 20 rounds per scenario and backend in all
+# per transaction mode; raise with CONCURRENCY_ROUNDS for a longer soak
+ROUNDS = int(os.environ.get("CONCURRENCY_ROUNDS", "5"))
 PROCESSES = 8
 WAIT_LINE = "Waiting for the migration lock"
 
