@@ -198,8 +198,20 @@ def _autogenerate_revision(
         for script in revision_context.generated_revisions
         if not all(ops.is_empty() for ops in script.upgrade_ops_list)
     ]
-    scripts = [s for s in revision_context.generate_scripts() if s is not None]
+    with _hushed(config):
+        scripts = [s for s in revision_context.generate_scripts() if s is not None]
     return scripts[0] if scripts else None
+
+
+def _hushed(config: Config) -> t.ContextManager[t.Any]:
+    """Silence "Generating ..." lines when asked to be quiet.
+
+    NOTE: Alembic honours ``cmd_opts.quiet`` itself only from 1.11 on; with
+    older versions its messages go to standard output regardless.
+    """
+    if getattr(config.cmd_opts, "quiet", False):
+        return contextlib.redirect_stdout(io.StringIO())
+    return contextlib.nullcontext()
 
 
 @translate_errors
@@ -232,7 +244,8 @@ def revision(
             rev_id=rev_id, depends_on=None,
         )
     # env.py runs here only when alembic.ini sets revision_environment
-    with runner.state().run_configure_args():
+    hush = contextlib.nullcontext() if sql else _hushed(config)
+    with runner.state().run_configure_args(), hush:
         result = command.revision(
             config,
             message,
@@ -299,7 +312,7 @@ def merge(
             "Name the revisions to merge, for example 'flask db merge heads'."
         )
     # env.py runs here only when alembic.ini sets revision_environment
-    with runner.state().run_configure_args():
+    with runner.state().run_configure_args(), _hushed(config):
         script = command.merge(
             config,
             list(revisions),
