@@ -762,7 +762,7 @@ def test_dangling_foreign_key_raises_foreign_key_violation(project: Project) -> 
 # -- 3. SIGKILL at random moments --------------------------------------------------
 
 KILL_REVISIONS = 20
-KILL_TRIALS = int(os.environ.get("ATOMIC_KILL_TRIALS", "8"))  # per transaction mode
+KILL_TRIALS = int(os.environ.get("ATOMIC_KILL_TRIALS", "5"))  # per transaction mode
 KILL_SEED = os.environ.get("ATOMIC_KILL_SEED", "20240611")
 KILL_WORKERS = int(os.environ.get("ATOMIC_KILL_WORKERS", "2"))
 
