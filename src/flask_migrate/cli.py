@@ -243,7 +243,7 @@ def _handle_errors(f: t.Callable[P, R]) -> t.Callable[P, R]:
             from alembic.util import CommandError
 
             from .errors import scrub
-            from .operations import _secrets
+            from .runner import secrets as _secrets
 
             secrets = _secrets()
             if getattr(g, "migrate_traceback", False):

@@ -71,14 +71,9 @@ __all__ = [
     "upgrade",
 ]
 
-#: Kept for code written against earlier development versions.
-_secrets = runner.secrets
-
-
 def _apply(
     config: Config,
     script: ScriptDirectory,
-    compute: t.Callable[[t.Any], list[t.Any]],
     plan: Plan,
     lock: LockOptions,
     on_step: t.Callable[[Step], None] | None,
@@ -88,7 +83,7 @@ def _apply(
 ) -> list[Step]:
     """Run ``upgrade``, ``downgrade`` or ``stamp``; ``--sql`` runs touch no database."""
     run = runner.Run(
-        config, script, lambda heads, context: compute(heads),
+        config, script, lambda heads, context: plan.compute(heads),
         plan=None if as_sql else plan, lock=lock, on_step=on_step,
         as_sql=as_sql, **env_kwargs,
     )
@@ -393,7 +388,7 @@ def upgrade(
         return _alembic.upgrade_steps(script, revision, heads)
 
     return _apply(
-        config, script, compute, Plan("upgrade", revision, compute), lock, on_step,
+        config, script, Plan("upgrade", revision, compute), lock, on_step,
         as_sql=sql, starting_rev=starting_rev, destination_rev=revision, tag=tag,
     )
 
@@ -435,7 +430,7 @@ def downgrade(
         return _alembic.downgrade_steps(script, revision, heads)
 
     return _apply(
-        config, script, compute, Plan("downgrade", revision, compute), lock, on_step,
+        config, script, Plan("downgrade", revision, compute), lock, on_step,
         as_sql=sql, starting_rev=starting_rev, destination_rev=revision, tag=tag,
     )
 
@@ -478,7 +473,7 @@ def stamp(
     # --purge is how a broken version table is repaired: no check of it
     plan = Plan("stamp", ",".join(destinations), compute, check=not purge)
     return _apply(
-        config, script, compute, plan, lock, on_step,
+        config, script, plan, lock, on_step,
         as_sql=sql, starting_rev=starting_rev, destination_rev=tuple(destinations),
         tag=tag, purge=purge,
     )
