@@ -16,6 +16,9 @@ whole exposure:
   own commands compute them this way; computing them before the first step
   lets a refusal (bad target, nothing to downgrade) fail before anything is
   written;
+* ``alembic.runtime.migration.RevisionStep``: a step that runs exactly one
+  revision, whatever else the database holds; ``verify`` downgrades and
+  upgrades each revision on its own (Alembic's targets name states, not steps);
 * ``Script._db_current_indicator``: what Alembic's own ``cmd_format`` reads to
   print "(current)" in ``history``.
 """
@@ -50,3 +53,10 @@ def stamp_steps(script: ScriptDirectory, targets: tuple[str, ...], heads: t.Any)
 
 def set_current_indicator(sc: Script, value: bool | None) -> None:
     sc._db_current_indicator = value
+
+
+def revision_step(script: ScriptDirectory, sc: Script, is_upgrade: bool) -> t.Any:
+    """The step that runs exactly ``sc`` (``verify`` walks the history one revision at a time)."""
+    from alembic.runtime.migration import RevisionStep
+
+    return RevisionStep(script.revision_map, sc, is_upgrade)

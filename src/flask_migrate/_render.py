@@ -13,7 +13,7 @@ from . import _alembic
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.script import Script
 
-    from .results import BranchPoint, CurrentRevisions, History, Step, TemplateInfo
+    from .results import BranchPoint, CurrentRevisions, History, Step, TemplateInfo, VerifyReport
     from .status import Status
 
 
@@ -134,3 +134,26 @@ def status(result: Status) -> list[str]:
             lines.append("  No problems.")
         lines.append("")
     return lines
+
+
+def verify(report: VerifyReport) -> list[str]:
+    """The ``flask db verify`` report: a line per check, then its findings."""
+    shown = ", ".join(report.databases) or "no database"
+    several = len(report.databases) > 1
+    count = f"{report.revisions} revision{'s' if report.revisions != 1 else ''}"
+    lines = [f"Verified {count} on scratch twins of the {shown} in {report.duration:.1f} s"]
+    for check in report.checks:
+        lines.append(f"  {check.status.upper():<8} {check.name:<9} {check.summary}")
+        for kind, findings in (("failed", check.failures), ("warning", check.warnings)):
+            for finding in findings:
+                where = f" [{finding.database}]" if finding.database and several else ""
+                about = f"{finding.revision}: " if finding.revision else ""
+                lines.append(f"    {kind}: {about}{finding.message}{where}")
+    return lines
+
+
+def verify_dict(report: VerifyReport) -> dict[str, t.Any]:
+    """The report as plain data, for ``--json``."""
+    import dataclasses
+
+    return {"passed": report.passed, **dataclasses.asdict(report)}

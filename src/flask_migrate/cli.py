@@ -679,3 +679,74 @@ def status(
             click.echo(line)
     if check and not result.ok:
         raise click.exceptions.Exit(1)
+
+
+def _bind_url(value: str) -> tuple[str | None, str]:
+    """``URL`` or ``BIND=URL`` (a URL's own '=' come after its '://')."""
+    name, sep, rest = value.partition("=")
+    if sep and "://" not in name and ":" not in name and "/" not in name:
+        return name, rest
+    return None, value
+
+
+@db.command()
+@_directory_option
+@_x_arg_option
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    metavar="[BIND=]URL",
+    help="An empty database to use instead of a new scratch database (BIND=URL for "
+    "a bind; repeatable). It is emptied again afterwards.",
+)
+@click.option(
+    "--head",
+    "heads",
+    multiple=True,
+    help="A head the history should have (repeatable); by default it must have one.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_handle_errors
+def verify(
+    directory: str | None,
+    x_arg: tuple[str, ...],
+    urls: tuple[str, ...],
+    heads: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Check the history on scratch databases: heads, upgrade, downgrade, models."""
+    import json
+    import sys
+
+    from . import verify as verifying
+
+    named: dict[str | None, str] = {}
+    for value in urls:
+        bind, url = _bind_url(value)
+        if bind in named:
+            raise CommandFailed(f"--url given twice for the {bind or 'default'} database.")
+        named[bind] = url
+    progress = None
+    if not as_json and sys.stderr.isatty():
+        def progress(index: int, total: int, sc: t.Any) -> None:
+            click.echo(f"\r  verifying {index}/{total} {sc.revision}\033[K", err=True, nl=False)
+
+    report = verifying.verify(
+        _dir(directory), urls=named, heads=heads, x_arg=x_arg, on_progress=progress
+    )
+    if progress is not None:
+        click.echo("\r\033[K", err=True, nl=False)
+    if as_json:
+        click.echo(json.dumps(_render.verify_dict(report), indent=2))
+        if not report.passed:
+            raise click.exceptions.Exit(1)
+        return
+    for line in _render.verify(report):
+        click.echo(line)
+    if not report.passed:
+        failed = [c.name for c in report.checks if c.status == "failed"]
+        raise CommandFailed(
+            f"Verification failed: {', '.join(failed)} "
+            f"({sum(len(c.failures) for c in report.checks)} problem(s) above)."
+        )

@@ -72,7 +72,7 @@ class PendingChanges(MigrateError):
 
     def __init__(self, diffs: list[t.Any]) -> None:
         self.diffs = diffs
-        shown = [_describe_diff(d) for d in diffs[:8]]
+        shown = [describe_diff(d) for d in diffs[:8]]
         more = f" and {len(diffs) - 8} more" if len(diffs) > 8 else ""
         super().__init__(
             f"New upgrade operations detected: {'; '.join(shown)}{more}. "
@@ -80,10 +80,10 @@ class PendingChanges(MigrateError):
         )
 
 
-def _describe_diff(diff: t.Any) -> str:
+def describe_diff(diff: t.Any) -> str:
     """'add_table user', 'add_column user.email', ... for one autogenerate diff."""
     if isinstance(diff, list):  # modify_* diffs come as a list of tuples
-        return ", ".join(_describe_diff(d) for d in diff)
+        return ", ".join(describe_diff(d) for d in diff)
     kind, *rest = diff
     obj = next((x for x in rest if hasattr(x, "name") and not isinstance(x, str)), None)
     if obj is not None:

@@ -626,30 +626,7 @@ def check(
 ) -> None:
     """Raise :class:`~flask_migrate.errors.PendingChanges` when the models and
     the migrated database differ (or the database is not at head)."""
-    # NOTE: no "autogenerate" in cmd_opts: the original's env.py hook then
-    # empties the directives when nothing changed, and Alembic's check fails
-    # with an IndexError on the emptied list.
-    from alembic.autogenerate import RevisionContext
-
     config = get_config(directory, x_arg=x_arg)
-    script = load_scripts(config)
-    revision_context = RevisionContext(
-        config, script,
-        dict(message=None, autogenerate=True, sql=False, head="head", splice=False,
-             branch_label=None, version_path=None, rev_id=None, depends_on=None),
-    )
-
-    def compare(rev: t.Any, context: MigrationContext) -> list[t.Any]:
-        revision_context.run_autogenerate(rev, context)
-        return []
-
-    run_env(
-        config, script, compare, as_sql=False,
-        template_args=revision_context.template_args, revision_context=revision_context,
-    )
-    diffs: list[t.Any] = []
-    for generated in revision_context.generated_revisions:
-        for upgrade_ops in generated.upgrade_ops_list:
-            diffs.extend(upgrade_ops.as_diffs())
+    diffs = runner.autogenerate_diffs(config, load_scripts(config))
     if diffs:
         raise PendingChanges(diffs)

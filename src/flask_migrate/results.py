@@ -12,7 +12,10 @@ from pathlib import Path
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.script import Script
 
-__all__ = ["BranchPoint", "CurrentRevisions", "History", "Step", "TemplateInfo"]
+__all__ = [
+    "BranchPoint", "CheckResult", "CurrentRevisions", "Finding", "History", "Step",
+    "TemplateInfo", "VerifyReport",
+]
 
 
 @dataclass(frozen=True)
@@ -73,3 +76,54 @@ class History:
     scripts: tuple[Script, ...]
     #: The database's current revisions, when asked for (``indicate_current``).
     current: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A failure or a warning of one verification check."""
+
+    #: The revision it is about (``None`` when it is about the whole history).
+    revision: str | None
+    message: str
+    #: The database it happened on: ``"default database"`` or ``"bind '<key>'"``.
+    database: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check of ``verify``."""
+
+    #: ``"heads"``, ``"upgrade"``, ``"stairway"`` or ``"models"``.
+    name: str
+    #: ``"passed"``, ``"failed"`` or ``"skipped"`` (an earlier check failed).
+    status: str
+    #: One line for people: what was checked, or why it was skipped.
+    summary: str
+    failures: tuple[Finding, ...] = ()
+    warnings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of ``verify``."""
+
+    #: The databases the history ran on (scratch twins of these), such as
+    #: ``"default database (postgresql)"`` or ``"bind 'users' (sqlite)"``.
+    databases: tuple[str, ...]
+    #: The number of revisions in the history.
+    revisions: int
+    checks: tuple[CheckResult, ...]
+    #: Seconds the verification took.
+    duration: float
+
+    @property
+    def passed(self) -> bool:
+        """True when no check failed (warnings allowed)."""
+        return all(check.status != "failed" for check in self.checks)
+
+    def check(self, name: str) -> CheckResult:
+        """The result of the check called ``name``."""
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)

@@ -282,6 +282,9 @@ class Run:
         locked, checked and journaled before its first step.
     :param lock: how to lock (for commands with a plan).
     :param on_step: called with each :class:`~.results.Step` as it finishes.
+    :param journal: whether to keep the journal (scratch databases need none).
+    :param guard: called with each connection ``env.py`` configures, before
+        anything is done on it; raises to refuse it (see :func:`.scratch.guard`).
     """
 
     def __init__(
@@ -293,6 +296,8 @@ class Run:
         plan: Plan | None = None,
         lock: locking.LockOptions | None = None,
         on_step: t.Callable[[Step], None] | None = None,
+        journal: bool = True,
+        guard: t.Callable[[t.Any], None] | None = None,
         **env_kwargs: t.Any,
     ) -> None:
         self.config = config
@@ -301,6 +306,8 @@ class Run:
         self.plan = plan
         self.lock = lock or locking.LockOptions()
         self.on_step = on_step
+        self.keep_journal = journal
+        self.guard = guard
         self.env_kwargs = env_kwargs
         self.steps: list[Step] = []
         self.targets: dict[int, Target] = {}
@@ -371,6 +378,8 @@ class Run:
     def attach(self, context: MigrationContext, kwargs: dict[str, t.Any], was_in_transaction: bool) -> None:
         """After ``configure()``: lock, check and journal the configured connection."""
         connection = kwargs.get("connection")
+        if self.guard is not None:
+            self.guard(connection)
         target = Target(
             context=context,
             connection=connection,
@@ -472,6 +481,8 @@ class Run:
         if plan.check:
             scripts.check_heads(self.script, heads, target.database, target.version_table)
         steps = plan.compute(heads)
+        if not self.keep_journal:
+            return
         table = journal.journal_table(schema=schema, version_table=target.version_table)
         files = {
             rev: Path(sc.path)
@@ -753,3 +764,35 @@ def run_env(
     run = Run(config, script, fn, **env_kwargs)
     run.execute()
     return run
+
+
+def autogenerate_diffs(config: Config, script: ScriptDirectory, **run_kwargs: t.Any) -> list[t.Any]:
+    """What autogenerate finds between the models and the database(s) ``env.py`` configures.
+
+    ``run_kwargs`` go to :class:`Run` (``guard``, for instance).
+    """
+    # NOTE: no "autogenerate" in cmd_opts: the original's env.py hook then
+    # empties the directives when nothing changed, and Alembic's check fails
+    # with an IndexError on the emptied list.
+    from alembic.autogenerate import RevisionContext
+
+    revision_context = RevisionContext(
+        config, script,
+        dict(message=None, autogenerate=True, sql=False, head="head", splice=False,
+             branch_label=None, version_path=None, rev_id=None, depends_on=None),
+    )
+
+    def compare(rev: t.Any, context: MigrationContext) -> list[t.Any]:
+        revision_context.run_autogenerate(rev, context)
+        return []
+
+    Run(
+        config, script, compare, as_sql=False,
+        template_args=revision_context.template_args, revision_context=revision_context,
+        **run_kwargs,
+    ).execute()
+    diffs: list[t.Any] = []
+    for generated in revision_context.generated_revisions:
+        for upgrade_ops in generated.upgrade_ops_list:
+            diffs.extend(upgrade_ops.as_diffs())
+    return diffs
