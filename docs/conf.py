@@ -26,3 +26,27 @@ html_theme_options = {
     "fixed_sidebar": True,
 }
 html_static_path = []
+
+
+
+def setup(app):
+    """``.. verify-checks::``: the checks of ``flask db verify``, from their docstrings."""
+    from docutils import nodes
+    from docutils.statemachine import StringList
+    from sphinx.util.docutils import SphinxDirective
+
+    from flask_migrate.verify import CHECKS
+
+    class VerifyChecks(SphinxDirective):
+        def run(self):
+            lines = []
+            for check in CHECKS:
+                lines.append(f"``{check.name}`` ({check.title})")
+                lines += ["   " + line if line else "" for line in check.doc.splitlines()]
+                lines.append("")
+            body = nodes.container()
+            self.state.nested_parse(StringList(lines), self.content_offset, body)
+            return body.children
+
+    app.add_directive("verify-checks", VerifyChecks)
+    return {"parallel_read_safe": True}
