@@ -338,7 +338,14 @@ def pointed_at(app: Flask, db: t.Any, databases: t.Mapping[Bind, ScratchDatabase
     engines: dict[Bind, Engine] = {}
     try:
         for bind, database in databases.items():
-            engines[bind] = sa.create_engine(database.url, **_engine_options(app, db, bind))
+            options = _engine_options(app, db, bind)
+            if database.url.get_dialect().is_async:
+                # NOTE: each env.py run has an event loop of its own; a pooled
+                # async connection outlives it and cannot be closed afterwards
+                for name in ("pool_size", "max_overflow", "pool_timeout", "pool_use_lifo"):
+                    options.pop(name, None)
+                options["poolclass"] = NullPool
+            engines[bind] = sa.create_engine(database.url, **options)
         binds = dict(original_config.get("SQLALCHEMY_BINDS") or {})
         for bind, database in databases.items():
             url = database.url.render_as_string(hide_password=False)
