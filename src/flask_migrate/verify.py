@@ -11,6 +11,7 @@ compared. The checks, in order, are :data:`CHECKS`; each explains itself.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -18,6 +19,8 @@ import typing as t
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from flask import current_app
 
 from . import _alembic, journal, runner, scratch, scripts
@@ -134,7 +137,14 @@ def _quiet_alembic() -> t.Iterator[None]:
     NOTE: a filter on the loggers themselves: ``env.py`` calls ``fileConfig()``
     on each run, which resets levels and handlers but leaves filters alone.
     """
-    names = ("alembic.runtime.migration", "alembic.autogenerate.compare")
+    import alembic.autogenerate  # noqa: F401 - these create the loggers filtered below
+    import alembic.ddl  # noqa: F401
+
+    # NOTE: a logger's filters apply to its own records only, not its
+    # children's: filter each of Alembic's loggers, and env.py's
+    names = ["alembic", "alembic.env", "alembic.runtime.migration"] + [
+        name for name in list(logging.root.manager.loggerDict) if name.startswith("alembic.")
+    ]
 
     def keep(record: logging.LogRecord) -> bool:
         return record.levelno >= logging.WARNING
@@ -157,7 +167,11 @@ def _check_heads(script: ScriptDirectory, expected: t.Sequence[str]) -> CheckRes
     if expected:
         wanted: set[str] = set()
         for name in expected:
-            revisions = script.get_revisions(name)
+            try:
+                revisions = script.get_revisions(name)
+            except (CommandError, RevisionError) as exc:
+                # NOTE: Alembic raises for a name it cannot resolve (it never returns nothing)
+                raise MigrateError(f"Cannot resolve the head {name!r} (given with --head): {exc}.") from exc
             if not revisions:
                 raise MigrateError(f"No revision named {name!r} (given with --head).")
             wanted.update(sc.revision for sc in revisions if sc is not None)
@@ -209,6 +223,8 @@ class _Walk:
         self.upgrade_failures: list[Finding] = []
         self.stairway_failures: list[Finding] = []
         self.stairway_warnings: list[Finding] = []
+        #: reflected tables by definition fingerprint (see :func:`reflect`)
+        self.cache: dict[tuple[t.Any, ...], Schema] = {}
 
     def run(self) -> list[CheckResult]:
         stopped: str | None = None
@@ -355,7 +371,7 @@ class _Walk:
             )
         run = _SnapshotRun(
             self.config, self.script, steps, plan=plan, lock=LockOptions(enabled=False),
-            journal=False, guard=self.guard, snapshot_before=snapshot_before,
+            journal=False, guard=self.guard, snapshot_before=snapshot_before, cache=self.cache,
             as_sql=False, destination_rev=sc.revision if sc is not None else None,
         )
         try:
@@ -380,7 +396,13 @@ class _Walk:
 class _SnapshotRun(runner.Run):
     """A run that reflects each configured database after its steps (and before, if asked)."""
 
-    def __init__(self, *args: t.Any, snapshot_before: bool = False, **kwargs: t.Any) -> None:
+    def __init__(
+        self,
+        *args: t.Any,
+        snapshot_before: bool = False,
+        cache: dict[tuple[t.Any, ...], Schema] | None = None,
+        **kwargs: t.Any,
+    ) -> None:
         guard = kwargs.pop("guard")
 
         def marked_guard(connection: t.Any) -> None:
@@ -392,6 +414,7 @@ class _SnapshotRun(runner.Run):
 
         super().__init__(*args, guard=marked_guard, **kwargs)
         self.snapshot_before = snapshot_before
+        self.cache = cache
         self.before: dict[str, Schema] = {}
         self.after: dict[str, Schema] = {}
         self.heads: dict[str, tuple[str, ...]] = {}
@@ -407,7 +430,7 @@ class _SnapshotRun(runner.Run):
         self.current = target.database
         self.used.add(scratch.identity(target.connection.engine.url))
         if self.snapshot_before:
-            self.before[target.database] = reflect(target.connection, _own_tables(target))
+            self.before[target.database] = reflect(target.connection, _own_tables(target), self.cache)
 
     def finished(self, context: MigrationContext, error: BaseException | None) -> None:
         super().finished(context, error)
@@ -415,7 +438,7 @@ class _SnapshotRun(runner.Run):
         if error is not None or target is None or target.connection is None:
             return
         self.current = None
-        self.after[target.database] = reflect(target.connection, _own_tables(target))
+        self.after[target.database] = reflect(target.connection, _own_tables(target), self.cache)
         self.heads[target.database] = tuple(context.get_current_heads())
 
 
@@ -443,11 +466,19 @@ def _error_text(exc: BaseException) -> str:
 # -- reflecting and comparing schemas ----------------------------------------------------
 
 
-def reflect(conn: Connection, exclude: t.Collection[tuple[str | None, str]] = ()) -> Schema:
+def reflect(
+    conn: Connection,
+    exclude: t.Collection[tuple[str | None, str]] = (),
+    cache: dict[tuple[t.Any, ...], Schema] | None = None,
+) -> Schema:
     """Everything :data:`CHECKS` compares, of every schema the connection's user sees.
 
-    Bulk reflection (``Inspector.get_multi_*``): a few queries per schema,
-    whatever the number of tables.
+    With a ``cache`` (kept from one call to the next), a table is reflected
+    in detail only when its definition is new: one query (a few on MariaDB)
+    fingerprints every table's columns, constraints and indexes, and tables
+    whose fingerprint was seen before are taken from the cache. Walking a
+    history changes a table or two per step, so the cost per step stays flat
+    instead of growing with the number of tables.
     """
     inspector = sa.inspect(conn)
     dialect = conn.dialect
@@ -459,6 +490,7 @@ def reflect(conn: Connection, exclude: t.Collection[tuple[str | None, str]] = ()
             if s != default and s != "information_schema" and not s.startswith("pg_")
         ]
     found: Schema = {}
+    prints = _fingerprints(conn) if cache is not None else None
     for schema in schemas:
         where = schema or ""
         if schema is not None:
@@ -467,21 +499,113 @@ def reflect(conn: Connection, exclude: t.Collection[tuple[str | None, str]] = ()
             name for name in inspector.get_table_names(schema=schema)
             if (schema, name) not in exclude and not journal.is_journal(name)
         ]
-        if not names:
-            continue
         for name in names:
             found[("table", where, name, "")] = ""
-        _reflect_tables(inspector, dialect, schema, names, found)
+        if names:
+            _reflect_cached(inspector, dialect, schema, names, found, prints, cache)
         if dialect.name == "postgresql":
-            for enum in inspector.get_enums(schema=schema or "public"):  # type: ignore[attr-defined]
+            # NOTE: also in a schema with no table (left): a downgrade may leave
+            # an enum type or a sequence in a database it emptied of tables
+            enum_schema = schema if schema is not None else inspector.default_schema_name
+            for enum in inspector.get_enums(schema=enum_schema):  # type: ignore[attr-defined]
                 found[("enum", where, "", enum["name"])] = ", ".join(enum["labels"])
             for sequence in inspector.get_sequence_names(schema=schema):
                 found[("sequence", where, "", sequence)] = ""
-    if dialect.name == "postgresql" and len(schemas) == 1:
-        # enum types of a database with no table left
-        for enum in inspector.get_enums():  # type: ignore[attr-defined]
-            found[("enum", "", "", enum["name"])] = ", ".join(enum["labels"])
     return found
+
+
+def _reflect_cached(
+    inspector: t.Any,
+    dialect: t.Any,
+    schema: str | None,
+    names: list[str],
+    found: Schema,
+    prints: dict[tuple[str | None, str], str] | None,
+    cache: dict[tuple[t.Any, ...], Schema] | None,
+) -> None:
+    """:func:`_reflect_tables`, for the tables whose fingerprint the cache lacks."""
+    if prints is None or cache is None:
+        _reflect_tables(inspector, dialect, schema, names, found)
+        return
+    keys = {name: (dialect.name, schema, name, prints.get((schema, name))) for name in names}
+    stale = [name for name, key in keys.items() if key[3] is None or key not in cache]
+    if stale:
+        fresh: Schema = {}
+        _reflect_tables(inspector, dialect, schema, stale, fresh)
+        by_table: dict[str, Schema] = {name: {} for name in stale}
+        for key, value in fresh.items():
+            by_table.setdefault(key[2], {})[key] = value
+        for name in stale:
+            if keys[name][3] is None:
+                found.update(by_table[name])
+            else:
+                cache[keys[name]] = by_table[name]
+    for cached in keys.values():
+        if cached[3] is not None:
+            found.update(cache[cached])
+
+
+_PG_FINGERPRINTS = """
+SELECT n.nspname = current_schema() AS is_default, n.nspname, c.relname, md5(concat_ws('|',
+    (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' '
+                       || a.attnotnull::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
+                       ',' ORDER BY a.attnum)
+       FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+    (SELECT string_agg(o.conname || ' ' || pg_get_constraintdef(o.oid), ',' ORDER BY o.conname)
+       FROM pg_constraint o WHERE o.conrelid = c.oid),
+    (SELECT string_agg(pg_get_indexdef(i.indexrelid), ',' ORDER BY 1)
+       FROM pg_index i WHERE i.indrelid = c.oid)))
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema'
+   AND left(n.nspname, 3) <> 'pg_'
+"""
+
+_MYSQL_FINGERPRINTS = (
+    "SELECT table_name, column_name, column_type, is_nullable, column_default, extra, "
+    "ordinal_position FROM information_schema.columns WHERE table_schema = DATABASE()",
+    "SELECT table_name, index_name, non_unique, seq_in_index, column_name "
+    "FROM information_schema.statistics WHERE table_schema = DATABASE()",
+    "SELECT table_name, constraint_name, column_name, referenced_table_name, "
+    "referenced_column_name, ordinal_position FROM information_schema.key_column_usage "
+    "WHERE table_schema = DATABASE()",
+    "SELECT table_name, constraint_name, update_rule, delete_rule "
+    "FROM information_schema.referential_constraints WHERE constraint_schema = DATABASE()",
+    "SELECT tc.table_name, cc.constraint_name, cc.check_clause "
+    "FROM information_schema.table_constraints tc JOIN information_schema.check_constraints cc "
+    "ON cc.constraint_schema = tc.constraint_schema AND cc.constraint_name = tc.constraint_name "
+    "WHERE tc.table_schema = DATABASE() AND tc.constraint_type = 'CHECK'",
+)
+
+
+def _fingerprints(conn: Connection) -> dict[tuple[str | None, str], str] | None:
+    """A digest of each table's definition, in one pass over the catalog; None if unknown."""
+    name = conn.dialect.name
+    parts: dict[tuple[str | None, str], list[str]] = {}
+    if name == "sqlite":
+        for table, *row in conn.exec_driver_sql(
+            "SELECT tbl_name, type, name, sql FROM sqlite_master "
+            "WHERE type IN ('table', 'index') ORDER BY tbl_name, type, name"
+        ):
+            parts.setdefault((None, table), []).append(repr(row))
+    elif name == "postgresql":
+        for is_default, schema, table, digest in conn.exec_driver_sql(_PG_FINGERPRINTS):
+            parts[(None if is_default else schema, table)] = [digest or ""]
+    elif name in ("mysql", "mariadb"):
+        for index, query in enumerate(_MYSQL_FINGERPRINTS):
+            try:
+                rows = list(conn.exec_driver_sql(query))
+            except sa.exc.DBAPIError:
+                if index < 4:
+                    return None
+                continue  # a server without information_schema.check_constraints
+            for table, *row in sorted(rows, key=repr):
+                parts.setdefault((None, table), []).append(f"{index}:{row!r}")
+    else:
+        return None
+    return {
+        key: hashlib.sha1("\n".join(values).encode()).hexdigest() for key, values in parts.items()
+    }
 
 
 def _reflect_tables(
