@@ -73,7 +73,10 @@ class TemplateCache:
                 if any(bind not in templates for bind in engines):
                     with app.app_context():
                         upgrade_heads(databases.values())
-                yield databases
+                try:
+                    yield databases
+                finally:
+                    _close_session(db)
         finally:
             for database in databases.values():
                 with contextlib.suppress(Exception):
@@ -99,6 +102,18 @@ class TemplateCache:
                     templates[bind] = t.cast(str, database.url.database)
         self.templates[key] = templates
         return templates
+
+
+def _close_session(db: t.Any) -> None:
+    """Close the session of an app context the test's own fixtures still have pushed.
+
+    Its connections belong to the scratch engines, which go away now.
+    """
+    from flask import has_app_context
+
+    if has_app_context():
+        with contextlib.suppress(Exception):
+            db.session.remove()
 
 
 def upgrade_heads(databases: t.Iterable[scratch.ScratchDatabase]) -> None:
