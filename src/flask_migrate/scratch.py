@@ -125,11 +125,16 @@ def _admin(url: URL, fn: t.Callable[[Connection], t.Any]) -> t.Any:
     error: Exception | None = None
     for database in dict.fromkeys(candidates):
         try:
-            return _with_connection(url.set(database=database), fn, isolation_level="AUTOCOMMIT")
+            return _with_connection(_on(url, database), fn, isolation_level="AUTOCOMMIT")
         except sa.exc.OperationalError as exc:
             error = exc
     assert error is not None
     raise error
+
+
+def _on(url: URL, database: str | None) -> URL:
+    """``url`` with another database, or none (``URL.set(database=None)`` keeps the old one)."""
+    return url._replace(database=database)
 
 
 def _quote(url: URL, name: str) -> str:
@@ -235,7 +240,7 @@ def drop(database: ScratchDatabase) -> None:
     name = database.url.database
     assert name and name.startswith(PREFIX), name
     quoted = _quote(database.url, name)
-    server = database.url.set(database=None) if database.backend != "postgresql" else database.url
+    server = _on(database.url, None) if database.backend != "postgresql" else database.url
 
     def run(conn: Connection) -> None:
         if database.backend == "postgresql":
@@ -396,7 +401,7 @@ def _bind_text(bind: Bind) -> str:
 
 
 def _server(url: URL) -> str:
-    return url.set(database=None).render_as_string(hide_password=True)
+    return _on(url, None).render_as_string(hide_password=True)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -548,7 +548,8 @@ def _reflect_cached(
 _PG_FINGERPRINTS = """
 SELECT n.nspname = current_schema() AS is_default, n.nspname, c.relname, md5(concat_ws('|',
     (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' '
-                       || a.attnotnull::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
+                       || a.attcollation::text || ' ' || a.attnotnull::text || ' '
+                       || coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
                        ',' ORDER BY a.attnum)
        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
@@ -562,8 +563,9 @@ SELECT n.nspname = current_schema() AS is_default, n.nspname, c.relname, md5(con
 """
 
 _MYSQL_FINGERPRINTS = (
-    "SELECT table_name, column_name, column_type, is_nullable, column_default, extra, "
-    "ordinal_position FROM information_schema.columns WHERE table_schema = DATABASE()",
+    "SELECT table_name, column_name, column_type, character_set_name, collation_name, "
+    "is_nullable, column_default, extra, ordinal_position FROM information_schema.columns "
+    "WHERE table_schema = DATABASE()",
     "SELECT table_name, index_name, non_unique, seq_in_index, column_name "
     "FROM information_schema.statistics WHERE table_schema = DATABASE()",
     "SELECT table_name, constraint_name, column_name, referenced_table_name, "
