@@ -760,7 +760,7 @@ def test_cli_text_and_json(project: Project) -> None:
     assert good.exit_code == 0, (good.output, good.exception)
     lines = good.stdout.splitlines()
     assert lines[0].startswith(
-        "Verified 1 revision on scratch twins of the default database (sqlite) in "
+        "Verified 1 revision on scratch databases for the default database (sqlite) in "
     )
     assert [line.split()[:2] for line in lines[1:]] == [
         ["PASSED", "heads"], ["PASSED", "upgrade"], ["PASSED", "stairway"], ["PASSED", "models"],
@@ -825,7 +825,7 @@ def test_real_flask_command(database: Database, tmp_path: Path) -> None:
     result = run_flask(tmp_path, "db", "verify", url=database.url)
 
     assert result.returncode == 1, result
-    assert result.stdout.startswith("Verified 3 revisions on scratch twins of the default database")
+    assert result.stdout.startswith("Verified 3 revisions on scratch databases for the default database")
     assert "  FAILED   stairway  " in result.stdout
     assert "    failed: r2: downgrade failed: " in result.stdout
     assert "  PASSED   models    " in result.stdout

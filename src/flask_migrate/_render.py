@@ -141,7 +141,7 @@ def verify(report: VerifyReport) -> list[str]:
     shown = ", ".join(report.databases) or "no database"
     several = len(report.databases) > 1
     count = f"{report.revisions} revision{'s' if report.revisions != 1 else ''}"
-    lines = [f"Verified {count} on scratch twins of the {shown} in {report.duration:.1f} s"]
+    lines = [f"Verified {count} on scratch databases for the {shown} in {report.duration:.1f} s"]
     for check in report.checks:
         lines.append(f"  {check.status.upper():<8} {check.name:<9} {check.summary}")
         for kind, findings in (("failed", check.failures), ("warning", check.warnings)):

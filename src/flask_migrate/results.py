@@ -107,7 +107,7 @@ class CheckResult:
 class VerifyReport:
     """The result of ``verify``."""
 
-    #: The databases the history ran on (scratch twins of these), such as
+    #: The databases the history ran on (on scratch databases made for them), such as
     #: ``"default database (postgresql)"`` or ``"bind 'users' (sqlite)"``.
     databases: tuple[str, ...]
     #: The number of revisions in the history.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -43,6 +44,8 @@ if t.TYPE_CHECKING:  # pragma: no cover
     from flask import Flask
     from sqlalchemy.engine import Connection, Engine
 
+log = logging.getLogger("flask_migrate")
+
 #: Names of the databases this module creates start with this.
 PREFIX = "fm_scratch_"
 
@@ -61,6 +64,9 @@ class ScratchDatabase:
     created: bool = True
     #: SQLite: the temporary directory that holds the file.
     directory: Path | None = None
+    #: PostgreSQL, for a database the user named: the schemas it had (the
+    #: others, which the history created, are dropped afterwards).
+    schemas: frozenset[str] = frozenset()
     dropped: bool = field(default=False, repr=False)
 
     @property
@@ -207,11 +213,17 @@ def adopt(url: str | URL, bind: Bind, application: t.Iterable[URL]) -> ScratchDa
             "database; name an empty database made for the check."
         )
 
-    def tables(conn: Connection) -> list[str]:
-        return list(sa.inspect(conn).get_table_names())
+    def contents(conn: Connection) -> tuple[list[str], list[str]]:
+        inspector = sa.inspect(conn)
+        schemas = [None, *_user_schemas(conn)] if conn.dialect.name == "postgresql" else [None]
+        names = [
+            f"{schema}.{name}" if schema else name
+            for schema in schemas for name in inspector.get_table_names(schema=schema)
+        ]
+        return names, [s for s in schemas if s is not None]
 
     try:
-        found = _with_connection(url, tables)
+        found, schemas = _with_connection(url, contents)
     except sa.exc.SQLAlchemyError as exc:
         raise MigrateError(
             f"Could not open the scratch database {url.render_as_string(hide_password=True)}: "
@@ -223,7 +235,17 @@ def adopt(url: str | URL, bind: Bind, application: t.Iterable[URL]) -> ScratchDa
             f"The scratch database {url.render_as_string(hide_password=True)} is not empty "
             f"(it has {shown}); name an empty database, which is emptied again afterwards."
         )
-    return ScratchDatabase(bind, url, created=False)
+    return ScratchDatabase(bind, url, created=False, schemas=frozenset(schemas))
+
+
+def _user_schemas(conn: Connection) -> list[str]:
+    """PostgreSQL: the schemas of a database other than the default and the system's."""
+    inspector = sa.inspect(conn)
+    default = inspector.default_schema_name
+    return [
+        s for s in inspector.get_schema_names()
+        if s != default and s != "information_schema" and not s.startswith("pg_")
+    ]
 
 
 def drop(database: ScratchDatabase) -> None:
@@ -235,7 +257,7 @@ def drop(database: ScratchDatabase) -> None:
         shutil.rmtree(database.directory, ignore_errors=True)
         return
     if not database.created:
-        _with_connection(database.url, _empty)
+        _with_connection(database.url, lambda conn: _empty(conn, database.schemas))
         return
     name = database.url.database
     assert name and name.startswith(PREFIX), name
@@ -263,8 +285,13 @@ def drop(database: ScratchDatabase) -> None:
         _admin(server, run)
 
 
-def _empty(conn: Connection) -> None:
-    """Drop every table (and, on PostgreSQL, enum type and sequence) of a database."""
+def _empty(conn: Connection, keep_schemas: t.Collection[str] = ()) -> None:
+    """Drop every table of a database (on PostgreSQL also the enum types, the
+    sequences, and the schemas not in ``keep_schemas``)."""
+    if conn.dialect.name == "postgresql":
+        for schema in _user_schemas(conn):
+            if schema not in keep_schemas:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     metadata = sa.MetaData()
     metadata.reflect(conn)
     metadata.drop_all(conn)
@@ -299,8 +326,10 @@ def databases_for(
     finally:
         # NOTE: also on KeyboardInterrupt: a scratch database must not outlive the check
         for database in made.values():
-            with contextlib.suppress(Exception):
+            try:
                 drop(database)
+            except Exception as exc:  # noqa: BLE001 - never hide the check's own outcome
+                log.warning("Could not remove the scratch database %s: %s", database.label, exc)
 
 
 # -- pointing the application at them -----------------------------------------------------

@@ -120,7 +120,8 @@ def verify(
         checks += walk.run()
         used = [
             f"{d.bind_label} ({d.backend})"
-            for d in databases.values() if scratch.identity(d.url) in walk.used
+            for d in sorted(databases.values(), key=lambda d: (d.bind is not None, d.bind or ""))
+            if scratch.identity(d.url) in walk.used
         ]
     return VerifyReport(
         databases=tuple(used),
@@ -555,7 +556,7 @@ SELECT n.nspname = current_schema() AS is_default, n.nspname, c.relname, md5(con
       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
     (SELECT string_agg(o.conname || ' ' || pg_get_constraintdef(o.oid), ',' ORDER BY o.conname)
        FROM pg_constraint o WHERE o.conrelid = c.oid),
-    (SELECT string_agg(pg_get_indexdef(i.indexrelid), ',' ORDER BY 1)
+    (SELECT string_agg(pg_get_indexdef(i.indexrelid), ',' ORDER BY pg_get_indexdef(i.indexrelid))
        FROM pg_index i WHERE i.indrelid = c.oid)))
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema'
