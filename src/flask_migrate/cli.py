@@ -73,6 +73,23 @@ _branch_label_option = click.option(
 
 def _lock_options(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
     f = click.option(
+        "--ddl-lock-retries",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="N",
+        help="PostgreSQL: how many times to run again a migration that gave up on a "
+        "table lock (default 3, or MIGRATE_DDL_LOCK_RETRIES).",
+    )(f)
+    f = click.option(
+        "--ddl-lock-timeout",
+        type=click.FloatRange(min=0),
+        default=None,
+        metavar="SECONDS",
+        help="How long a migration statement may wait for a table lock before giving "
+        "up, so that it never queues the application's queries behind it (default "
+        "10, or MIGRATE_DDL_LOCK_TIMEOUT; 0 waits forever).",
+    )(f)
+    f = click.option(
         "--no-lock",
         is_flag=True,
         default=None,
@@ -89,7 +106,12 @@ def _lock_options(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
     )(f)
 
 
-def _lock(lock_timeout: float | None, no_lock: bool | None) -> t.Any:
+def _lock(
+    lock_timeout: float | None,
+    no_lock: bool | None,
+    ddl_lock_timeout: float | None = None,
+    ddl_lock_retries: int | None = None,
+) -> t.Any:
     """The lock options of a command, falling back to the group's."""
     from .locking import DEFAULT_TIMEOUT
     from .operations import LockOptions
@@ -98,6 +120,14 @@ def _lock(lock_timeout: float | None, no_lock: bool | None) -> t.Any:
         lock_timeout = getattr(g, "lock_timeout", None)
     if no_lock is None:
         no_lock = getattr(g, "no_lock", None)
+    if ddl_lock_timeout is None:
+        ddl_lock_timeout = getattr(g, "ddl_lock_timeout", None)
+    if ddl_lock_retries is None:
+        ddl_lock_retries = getattr(g, "ddl_lock_retries", None)
+
+    def on_retry(error: t.Any, attempt: int, pause: float) -> None:
+        summary = getattr(error, "summary", str(error))
+        click.echo(f"{summary} Rolled back; trying again in {pause:g} s (retry {attempt}).", err=True)
 
     def on_wait(database: str, holder: t.Any) -> None:
         who = holder.describe() if holder is not None else "another process"
@@ -109,6 +139,9 @@ def _lock(lock_timeout: float | None, no_lock: bool | None) -> t.Any:
         enabled=not no_lock,
         timeout=DEFAULT_TIMEOUT if lock_timeout is None else lock_timeout,
         on_wait=on_wait,
+        ddl_timeout=ddl_lock_timeout,
+        ddl_retries=ddl_lock_retries,
+        on_retry=on_retry,
     )
 
 
@@ -283,6 +316,8 @@ def db(
     traceback: bool,
     lock_timeout: float | None,
     no_lock: bool | None,
+    ddl_lock_timeout: float | None,
+    ddl_lock_retries: int | None,
 ) -> None:
     """Perform database migrations."""
     # picked up by Migrate.get_config() and by the commands below
@@ -291,6 +326,8 @@ def db(
     g.migrate_traceback = traceback
     g.lock_timeout = lock_timeout
     g.no_lock = no_lock
+    g.ddl_lock_timeout = ddl_lock_timeout
+    g.ddl_lock_retries = ddl_lock_retries
 
 
 def _dir(directory: str | None) -> str | None:
@@ -476,6 +513,8 @@ def upgrade(
     x_arg: tuple[str, ...],
     lock_timeout: float | None,
     no_lock: bool | None,
+    ddl_lock_timeout: float | None,
+    ddl_lock_retries: int | None,
     revision: str,
 ) -> None:
     """Upgrade to a later version"""
@@ -483,7 +522,8 @@ def upgrade(
 
     operations.upgrade(
         _dir(directory), revision, sql, tag, x_arg, quiet=False,
-        lock=_lock(lock_timeout, no_lock), on_step=_step_printer(),
+        lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
+        on_step=_step_printer(),
     )
 
 
@@ -503,6 +543,8 @@ def downgrade(
     x_arg: tuple[str, ...],
     lock_timeout: float | None,
     no_lock: bool | None,
+    ddl_lock_timeout: float | None,
+    ddl_lock_retries: int | None,
     revision: str,
 ) -> None:
     """Revert to a previous version"""
@@ -510,7 +552,8 @@ def downgrade(
 
     operations.downgrade(
         _dir(directory), revision, sql, tag, x_arg, quiet=False,
-        lock=_lock(lock_timeout, no_lock), on_step=_step_printer(),
+        lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
+        on_step=_step_printer(),
     )
 
 
@@ -622,6 +665,8 @@ def stamp(
     x_arg: tuple[str, ...],
     lock_timeout: float | None,
     no_lock: bool | None,
+    ddl_lock_timeout: float | None,
+    ddl_lock_retries: int | None,
     revision: str,
 ) -> None:
     """'stamp' the revision table with the given revision; don't run any
@@ -630,7 +675,8 @@ def stamp(
 
     operations.stamp(
         _dir(directory), revision, sql, tag, purge, x_arg, quiet=False,
-        lock=_lock(lock_timeout, no_lock), on_step=_step_printer(),
+        lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
+        on_step=_step_printer(),
     )
 
 

@@ -90,6 +90,18 @@ class LockOptions:
     #: Called once per database when the lock is busy, with the database and
     #: its holder; by default a warning on the ``flask_migrate`` logger.
     on_wait: OnWait | None = None
+    #: Seconds a migration statement may wait for a table lock (PostgreSQL
+    #: ``lock_timeout``, MariaDB/MySQL ``lock_wait_timeout``); ``0`` waits
+    #: forever; ``None``: the ``MIGRATE_DDL_LOCK_TIMEOUT`` config key, or 10.
+    #: See :mod:`flask_migrate.lock_timeouts`.
+    ddl_timeout: float | None = None
+    #: PostgreSQL: how many times a run that gave up on a table lock is run
+    #: again; ``None``: the ``MIGRATE_DDL_LOCK_RETRIES`` config key, or 3.
+    ddl_retries: int | None = None
+    #: Called before each retry with the error, the attempt that failed (1, 2,
+    #: ...) and the pause before the next, in seconds; by default a warning
+    #: on the ``flask_migrate`` logger.
+    on_retry: t.Callable[[MigrateError, int, float], None] | None = None
 
 
 class LockTimeout(MigrateError):
@@ -163,7 +175,7 @@ class MigrationLock:
         raise NotImplementedError
 
 
-def _run_dbapi(dbapi_conn: t.Any, *statements: str, commit: bool = False) -> None:
+def run_dbapi(dbapi_conn: t.Any, *statements: str, commit: bool = False) -> None:
     cursor = dbapi_conn.cursor()
     try:
         for statement in statements:
@@ -233,7 +245,7 @@ class PostgresLock(MigrationLock):
                 f"{_dollar_quoted(self._previous_name)}, false)"
             )
         # commit: a set_config() in a transaction is undone by its rollback
-        _run_dbapi(dbapi_conn, *statements, commit=True)
+        run_dbapi(dbapi_conn, *statements, commit=True)
 
     def probe(self, conn: Connection) -> LockHolder | None:
         return self._holder(conn)
@@ -304,7 +316,7 @@ class MySQLLock(MigrationLock):
 
     def release_dbapi(self, dbapi_conn: t.Any) -> None:
         if self.lock_name is not None:
-            _run_dbapi(dbapi_conn, f"SELECT RELEASE_LOCK('{self.lock_name}')")
+            run_dbapi(dbapi_conn, f"SELECT RELEASE_LOCK('{self.lock_name}')")
 
     def probe(self, conn: Connection) -> LockHolder | None:
         return self._holder(conn, self._name(conn))

@@ -25,13 +25,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import logging
 import os
+import time
 import typing as t
 from pathlib import Path
 
 from alembic import command
 
-from . import _alembic, runner
+from . import _alembic, lock_timeouts, runner
 from .config import Config
 from .errors import DirectoryNotEmpty, MigrateError, PendingChanges, TemplateNotFound
 from .extension import x_arguments
@@ -39,6 +41,8 @@ from .locking import LockOptions
 from .results import BranchPoint, CurrentRevisions, History, Step, TemplateInfo
 from .runner import Plan, get_config, load_scripts, run_env, translate_errors
 from .scripts import known_script
+
+log = logging.getLogger("flask_migrate")
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.runtime.migration import MigrationContext
@@ -81,13 +85,81 @@ def _apply(
     as_sql: bool,
     **env_kwargs: t.Any,
 ) -> list[Step]:
-    """Run ``upgrade``, ``downgrade`` or ``stamp``; ``--sql`` runs touch no database."""
-    run = runner.Run(
-        config, script, lambda heads, context: plan.compute(heads),
-        plan=None if as_sql else plan, lock=lock, on_step=on_step,
-        as_sql=as_sql, **env_kwargs,
+    """Run ``upgrade``, ``downgrade`` or ``stamp``; ``--sql`` runs touch no database.
+
+    A run in which a statement gave up waiting for a table lock on PostgreSQL
+    rolled back (the whole run, or the revision that waited) and is run again
+    from what the version table says, after a pause that doubles each time
+    (see :mod:`.lock_timeouts`).
+    """
+    retries = 0 if as_sql else runner.ddl_retries(lock)
+    applied: list[Step] = []
+    attempt = 1
+    while True:
+        run = runner.Run(
+            config, script, lambda heads, context: plan.compute(heads),
+            plan=None if as_sql else plan, lock=lock, on_step=on_step,
+            as_sql=as_sql, **env_kwargs,
+        )
+        try:
+            return applied + run.execute()
+        except Exception as exc:
+            kind = lock_timeouts.gave_up_on_lock(exc)
+            if kind is None or as_sql:
+                raise
+            target = run.interrupted()
+            kept = [s for s in run.steps if not _rolled_back(run, s)]
+            not_retried = None
+            if kind != "postgresql":
+                not_retried = (
+                    "MariaDB/MySQL commits DDL as it goes (if the revision was left "
+                    "half-applied, the next run says so)"
+                )
+            elif target is not None and target.autocommitted:
+                not_retried = (
+                    f"revision {target.step_revision} had committed part of its work "
+                    "(autocommit_block), which must not run twice"
+                )
+            error = _lock_timeout_error(exc, run, target, attempt, not_retried)
+            if not_retried or attempt > retries:
+                raise error from exc
+            applied += kept
+            pause = min(2.0 ** (attempt - 1), lock_timeouts.MAX_PAUSE)
+            (lock.on_retry or _log_retry)(error, attempt, pause)
+            time.sleep(pause)
+            attempt += 1
+
+
+def _rolled_back(run: runner.Run, step: Step) -> bool:
+    """Whether a step recorded by a failed run was undone by its rollback."""
+    for target in run.targets.values():
+        if target.database == step.database:
+            return target.atomic
+    return True
+
+
+def _lock_timeout_error(
+    exc: BaseException, run: runner.Run, target: runner.Target | None, attempt: int,
+    not_retried: str | None,
+) -> lock_timeouts.DDLLockTimeout:
+    statement = getattr(exc, "statement", None)
+    table = lock_timeouts.table_of(statement)
+    database = target.database if target is not None else "the database"
+    engine = target.connection.engine if target is not None and target.connection is not None else None
+    return lock_timeouts.DDLLockTimeout(
+        database=database,
+        revision=target.step_revision if target is not None else None,
+        table=table,
+        holders=lock_timeouts.holders(engine, table) if engine is not None else [],
+        timeout=runner.ddl_timeout(run.lock),
+        attempts=attempt,
+        not_retried=not_retried,
     )
-    return run.execute()
+
+
+def _log_retry(error: MigrateError, attempt: int, pause: float) -> None:
+    summary = getattr(error, "summary", str(error))
+    log.warning("%s Rolled back; trying again in %g s (retry %d).", summary, pause, attempt)
 
 
 def _database(run: runner.Run, context: MigrationContext) -> str:

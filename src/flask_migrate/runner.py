@@ -45,7 +45,7 @@ from flask import current_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from . import journal, locking, scripts
+from . import journal, lock_timeouts, locking, scripts
 from .connections import DEFAULT_CONNECT_TIMEOUT, connect_timeouts
 from .errors import DatabaseError, MigrateError, explain_database_error, passwords_in, scrub
 from .results import Step
@@ -260,6 +260,10 @@ class Target:
     started: collections.deque[tuple[float, int | None]] = field(
         default_factory=collections.deque
     )
+    #: The revision of the step that runs (or ran last), and whether it left
+    #: its transaction (``autocommit_block()``): then it must not run twice.
+    step_revision: str | None = None
+    autocommitted: bool = False
 
 
 def _label(connection: t.Any, url: t.Any, dialect_name: str) -> str:
@@ -400,6 +404,8 @@ class Run:
             if self.lock.enabled:
                 self._lock(target, connection)
             self._preflight(target, connection)
+            self._ddl_timeout(target, connection)
+            _watch_autocommit(context, target)
             if not target.atomic and not was_in_transaction and connection.in_transaction():
                 # the run row and the checks commit before the first step
                 connection.commit()
@@ -423,35 +429,63 @@ class Run:
             return  # two binds on one database and version table: locked once
         lock.acquire(connection, self.lock.timeout, self.lock.on_wait or _log_lock_wait)
         self._held.add(identity)
+        self._at_checkin(connection, lock.release_dbapi, f"Releasing the migration lock on {target.database}")
+
+    def _at_checkin(self, connection: Connection, fn: t.Callable[[t.Any], None], what: str) -> None:
+        """Run ``fn(dbapi_connection)`` when ``env.py`` returns ``connection`` to its pool.
+
+        NOTE: what a run sets on env.py's connection (the migration lock, a
+        lock time-out) must outlive the run's last commit, and must not stay
+        with a pooled connection: it is undone as the connection goes back to
+        the pool, or, at the latest, when the command ends.
+        """
         dbapi_conn = connection.connection.dbapi_connection
         pool = connection.engine.pool
-        released = False
+        done = False
 
-        def release() -> None:
-            nonlocal released
-            if released:
+        def undo() -> None:
+            nonlocal done
+            if done:
                 return
-            released = True
+            done = True
             try:
-                lock.release_dbapi(dbapi_conn)
+                fn(dbapi_conn)
             except Exception as exc:  # noqa: BLE001 - never hide the command's own outcome
-                log.debug("Releasing the migration lock on %s: %s", target.database, exc)
+                log.debug("%s: %s", what, exc)
 
         def on_checkin(checked_in: t.Any, record: t.Any) -> None:
-            # NOTE: the lock must outlive env.py's last commit, and must not
-            # stay with a pooled connection: release it when env.py is done
-            # with the connection, as it goes back to the pool
             if checked_in is dbapi_conn:
-                release()
+                undo()
 
         def finish() -> None:
-            release()
+            undo()
             # not from on_checkin: a listener cannot go while the pool calls them
             with contextlib.suppress(Exception):
                 sa.event.remove(pool, "checkin", on_checkin)
 
         sa.event.listen(pool, "checkin", on_checkin)
         self._releases.append(finish)
+
+    def _ddl_timeout(self, target: Target, connection: Connection) -> None:
+        """Make migration statements give up on a table lock after a while (see :mod:`.lock_timeouts`)."""
+        seconds = ddl_timeout(self.lock)
+        setting = lock_timeouts.setting_for(connection.dialect.name)
+        if not seconds or setting is None:
+            return
+        previous = setting.apply(connection, seconds)
+        statements = setting.restore_statements(previous)
+        self._at_checkin(
+            connection,
+            lambda dbapi_conn: locking.run_dbapi(dbapi_conn, *statements, commit=True),
+            f"Restoring the lock time-out on {target.database}",
+        )
+
+    def interrupted(self) -> Target | None:
+        """After a failure: the target whose step was running, if any."""
+        for target in self.targets.values():
+            if target.started:
+                return target
+        return None
 
     def _preflight(self, target: Target, conn: Connection) -> None:
         """Under the lock, before Alembic reads the version table: check, and open the run.
@@ -604,6 +638,8 @@ class Run:
                     path,
                     scripts.first_line(getattr(revision, "doc", None)),
                 )
+            target.step_revision = getattr(getattr(step, "revision", None), "revision", None)
+            target.autocommitted = False
             target.started.append((time.perf_counter(), step_id))
             return run(*args, **kw)
 
@@ -690,6 +726,33 @@ def environment(run: Run, *args: t.Any, **kwargs: t.Any) -> EnvironmentContext:
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+def ddl_timeout(options: locking.LockOptions) -> float:
+    """The DDL lock time-out of a command: its option, else the app's config, else 10 s."""
+    if options.ddl_timeout is not None:
+        return float(options.ddl_timeout)
+    return float(current_app.config.get("MIGRATE_DDL_LOCK_TIMEOUT", lock_timeouts.DEFAULT_TIMEOUT))
+
+
+def ddl_retries(options: locking.LockOptions) -> int:
+    """How often a run that gave up on a table lock is retried (PostgreSQL)."""
+    if options.ddl_retries is not None:
+        return int(options.ddl_retries)
+    return int(current_app.config.get("MIGRATE_DDL_LOCK_RETRIES", lock_timeouts.DEFAULT_RETRIES))
+
+
+def _watch_autocommit(context: MigrationContext, target: Target) -> None:
+    """Note when a step leaves its transaction: such a step must never run twice."""
+    original = context.autocommit_block
+
+    @contextlib.contextmanager
+    def autocommit_block() -> t.Iterator[None]:
+        target.autocommitted = True
+        with original():
+            yield
+
+    setattr(context, "autocommit_block", autocommit_block)  # noqa: B010
 
 
 def _error_text(error: BaseException) -> str:
