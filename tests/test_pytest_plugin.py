@@ -145,11 +145,13 @@ def test_migrated_app_gives_each_test_a_migrated_database(
         (root / "tests" / "test_rows.py").write_text(
             ROW_TESTS.replace("assert flask_migrate_cache.builds == 1", "assert flask_migrate_cache.builds <= 1")
         )
+    before = set(scratch_databases(backend))
     result = run_pytest(root, database.url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
     assert database.table_names(journal=True) == set()
-    assert scratch_databases(backend) == []
+    # NOTE: compared with before: other test runs on the server make their own
+    assert set(scratch_databases(backend)) <= before
 
 
 def test_migrated_app_covers_every_bind(tmp_path: Path) -> None:
