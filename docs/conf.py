@@ -49,4 +49,30 @@ def setup(app):
             return body.children
 
     app.add_directive("verify-checks", VerifyChecks)
+
+    # ``.. lint-rules::``: a section per lint rule of the registry, from its docstring.
+    from sphinx.util.nodes import nested_parse_with_titles
+
+    from flask_migrate.lint import rules as lint_rules
+
+    databases = {"postgresql": "PostgreSQL", "mysql": "MySQL and MariaDB", "sqlite": "SQLite"}
+
+    class LintRules(SphinxDirective):
+        def run(self):
+            lines = []
+            for rule in lint_rules():
+                title = f"{rule.id} {rule.name}"
+                where = (
+                    "every database" if rule.dialects is None
+                    else " and ".join(databases.get(d, d) for d in sorted(rule.dialects)) + " only"
+                )
+                lines += [f".. _lint-{rule.id.lower()}:", "", title, "~" * len(title), ""]
+                lines += [f"*Severity:* {rule.severity}. *Applies to:* {where}.", ""]
+                lines += rule.doc.splitlines() + [""]
+            body = nodes.section()
+            body.document = self.state.document
+            nested_parse_with_titles(self.state, StringList(lines, "<lint-rules>"), body)
+            return body.children
+
+    app.add_directive("lint-rules", LintRules)
     return {"parallel_read_safe": True}
