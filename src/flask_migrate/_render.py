@@ -6,6 +6,7 @@ functions, so both print exactly what the original printed.
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 from . import _alembic
@@ -13,7 +14,10 @@ from . import _alembic
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.script import Script
 
-    from .results import BranchPoint, CurrentRevisions, History, Step, TemplateInfo, VerifyReport
+    from .lint import Finding as LintFinding
+    from .results import (
+        BranchPoint, CurrentRevisions, History, LintReport, Step, TemplateInfo, VerifyReport,
+    )
     from .status import Status
 
 
@@ -157,3 +161,51 @@ def verify_dict(report: VerifyReport) -> dict[str, t.Any]:
     import dataclasses
 
     return {"passed": report.passed, **dataclasses.asdict(report)}
+
+
+def lint_finding(finding: LintFinding) -> str:
+    """``path:line: RULE-ID severity: message``, the path relative to here when it is below."""
+    import os
+
+    path = str(finding.path)
+    with contextlib.suppress(ValueError):
+        relative = os.path.relpath(path)
+        if not relative.startswith(".."):
+            path = relative
+    return f"{path}:{finding.line}: {finding.rule} {finding.severity}: {finding.message}"
+
+
+def lint(report: LintReport) -> list[str]:
+    """The ``flask db lint`` report: one line per finding, then a summary."""
+    lines = [lint_finding(f) for f in report.findings]
+    count = len(report.revisions)
+    what = {"pending": "not yet applied", "range": "in the range", "all": "in the history"}[report.scope]
+    summary = (
+        f"{report.errors} error(s), {report.warnings} warning(s) in {count} "
+        f"revision{'s' if count != 1 else ''} {what}"
+    )
+    if report.dialect:
+        summary += f" (rules for {report.dialect})"
+    lines.append(summary + ".")
+    if report.note:
+        lines.append(f"Note: {report.note}.")
+    return lines
+
+
+def lint_dict(report: LintReport) -> dict[str, t.Any]:
+    """The report as plain data, for ``--json``."""
+    return {
+        "scope": report.scope,
+        "dialect": report.dialect,
+        "note": report.note,
+        "revisions": list(report.revisions),
+        "errors": report.errors,
+        "warnings": report.warnings,
+        "findings": [
+            {
+                "path": str(f.path), "line": f.line, "rule": f.rule, "severity": f.severity,
+                "message": f.message, "revision": f.revision,
+            }
+            for f in report.findings
+        ],
+    }

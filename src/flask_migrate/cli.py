@@ -460,6 +460,28 @@ def migrate(
     )
     if script is None:
         click.echo("No changes in schema detected.")
+    elif not sql:
+        _warn_lint(directory, x_arg, script.revision)
+
+
+def _warn_lint(directory: str | None, x_arg: tuple[str, ...], revision: str) -> None:
+    """Print what the linter finds in a revision just written, as warnings."""
+    from . import operations
+    from .errors import MigrateError
+
+    try:
+        report = operations.lint(_dir(directory), f"{revision}:{revision}", x_arg=x_arg)
+    except MigrateError as exc:
+        click.echo(f"Warning: the new revision was not linted: {exc}", err=True)
+        return
+    for finding in report.findings:
+        click.echo(f"Warning: {_render.lint_finding(finding)}", err=True)
+    if report.findings:
+        click.echo(
+            "Warning: see 'flask db lint' and the rules in the docs; accept a finding "
+            "with a '# flask-migrate: allow <RULE-ID>' comment on its line.",
+            err=True,
+        )
 
 
 @db.command()
@@ -726,6 +748,45 @@ def status(
     if check and not result.ok:
         raise click.exceptions.Exit(1)
 
+
+@db.command()
+@_directory_option
+@_x_arg_option
+@click.option(
+    "-r", "--rev-range", default=None, metavar="[START]:[END]",
+    help="Lint this range of revisions (as for 'history').",
+)
+@click.option("--all", "all_revisions", is_flag=True, help="Lint the whole history.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 on warnings too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@_handle_errors
+def lint(
+    directory: str | None,
+    x_arg: tuple[str, ...],
+    rev_range: str | None,
+    all_revisions: bool,
+    strict: bool,
+    as_json: bool,
+) -> None:
+    """Check revision files for risky operations (by default, those not applied yet)."""
+    import json
+
+    from . import operations
+
+    report = operations.lint(_dir(directory), rev_range, all_revisions, x_arg)
+    if as_json:
+        click.echo(json.dumps(_render.lint_dict(report), indent=2))
+        if report.failed(strict):
+            raise click.exceptions.Exit(1)
+        return
+    for line in _render.lint(report):
+        click.echo(line)
+    if report.failed(strict):
+        raise CommandFailed(
+            f"Lint found {report.errors} error(s) and {report.warnings} warning(s), listed "
+            "above. Fix the revisions, or accept a finding with a '# flask-migrate: allow "
+            "<RULE-ID>' comment on its line."
+        )
 
 def _bind_url(value: str) -> tuple[str | None, str]:
     """``URL`` or ``BIND=URL`` (a URL's own '=' come after its '://')."""

@@ -35,10 +35,10 @@ from alembic import command
 
 from . import _alembic, lock_timeouts, runner
 from .config import Config
-from .errors import DirectoryNotEmpty, MigrateError, PendingChanges, TemplateNotFound
+from .errors import DirectoryNotEmpty, MigrateError, PendingChanges, TemplateNotFound, scrub
 from .extension import x_arguments
 from .locking import LockOptions
-from .results import BranchPoint, CurrentRevisions, History, Step, TemplateInfo
+from .results import BranchPoint, CurrentRevisions, History, LintReport, Step, TemplateInfo
 from .runner import Plan, get_config, load_scripts, run_env, translate_errors
 from .scripts import known_script
 
@@ -54,6 +54,7 @@ __all__ = [
     "BranchPoint",
     "CurrentRevisions",
     "History",
+    "LintReport",
     "LockOptions",
     "Step",
     "TemplateInfo",
@@ -702,3 +703,68 @@ def check(
     diffs = runner.autogenerate_diffs(config, load_scripts(config))
     if diffs:
         raise PendingChanges(diffs)
+
+
+@translate_errors
+def lint(
+    directory: str | os.PathLike[str] | None = None,
+    revision_range: str | None = None,
+    all_revisions: bool = False,
+    x_arg: str | t.Sequence[str] | None = None,
+) -> LintReport:
+    """Lint revision files for risky operations (see :mod:`flask_migrate.lint`).
+
+    By default the revisions not applied to the database yet (every revision
+    when the database cannot be read); ``revision_range`` (``start:end``, as
+    for ``history``) or ``all_revisions`` otherwise. Rules are chosen for the
+    dialect of the application's databases, and severities taken from the
+    ``MIGRATE_LINT_SEVERITY`` config key.
+    """
+    from flask import current_app
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from . import lint as linting
+
+    config = get_config(directory, x_arg=x_arg)
+    script = load_scripts(config)
+    note = None
+    if all_revisions or revision_range:
+        base, _, head = (revision_range or ":").partition(":")
+        if revision_range and not _:
+            raise MigrateError(f"A revision range looks like 'start:end', not {revision_range!r}.")
+        scripts = list(reversed(list(script.walk_revisions(base or "base", head or "heads"))))
+        scope = "range" if revision_range else "all"
+    else:
+        scope = "pending"
+        try:
+            current = _current_heads(config, script)
+        except (SQLAlchemyError, MigrateError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            note = f"the database could not be read ({first}); linted every revision"
+            scope = "all"
+            scripts = list(reversed(list(script.walk_revisions("base", "heads"))))
+        else:
+            pending: dict[str, Script] = {}
+            for found in current or [CurrentRevisions("", (), ())]:
+                for step in _alembic.upgrade_steps(script, "heads", found.revisions):
+                    sc = getattr(step, "revision", None)
+                    if sc is not None:
+                        pending.setdefault(sc.revision, sc)
+            scripts = list(pending.values())
+    dialects = {
+        "mysql" if e.dialect.name == "mariadb" else e.dialect.name for e in runner._app_engines()
+    }
+    dialect = dialects.pop() if len(dialects) == 1 else None
+    findings = linting.lint_scripts(
+        scripts,
+        dialect=dialect,
+        severities=current_app.config.get("MIGRATE_LINT_SEVERITY") or None,
+        app_packages=[current_app.import_name.split(".")[0]],
+    )
+    return LintReport(
+        revisions=tuple(sc.revision for sc in scripts),
+        findings=tuple(findings),
+        scope=scope,
+        dialect=dialect,
+        note=scrub(note, runner.secrets()) if note else None,
+    )

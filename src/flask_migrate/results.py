@@ -12,9 +12,11 @@ from pathlib import Path
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.script import Script
 
+    from .lint import Finding as LintFinding
+
 __all__ = [
-    "BranchPoint", "CheckResult", "CurrentRevisions", "Finding", "History", "Step",
-    "TemplateInfo", "VerifyReport",
+    "BranchPoint", "CheckResult", "CurrentRevisions", "Finding", "History", "LintReport",
+    "Step", "TemplateInfo", "VerifyReport",
 ]
 
 
@@ -127,3 +129,30 @@ class VerifyReport:
             if check.name == name:
                 return check
         raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class LintReport:
+    """The result of ``lint``."""
+
+    #: What was linted, in order from base to heads.
+    revisions: tuple[str, ...]
+    findings: tuple[LintFinding, ...]
+    #: ``"pending"`` (not applied to the database yet), ``"range"`` or ``"all"``.
+    scope: str
+    #: The dialect the rules were chosen for (``None``: all rules ran).
+    dialect: str | None = None
+    #: Why the scope is not what was asked for (the database could not be read).
+    note: str | None = None
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "warning")
+
+    def failed(self, strict: bool = False) -> bool:
+        """Whether the findings fail the check (errors; with ``strict``, warnings too)."""
+        return bool(self.errors or (strict and self.warnings))
