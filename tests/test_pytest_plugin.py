@@ -107,15 +107,15 @@ def scratch_databases(backend: str) -> list[str]:
         engine.dispose()
 
 
-def test_loading_the_plugin_imports_neither_alembic_nor_sqlalchemy() -> None:
-    """The entry point is registered, and loading it costs no Alembic or SQLAlchemy import."""
+def test_loading_the_plugin_imports_neither_flask_nor_alembic_nor_sqlalchemy() -> None:
+    """The entry point is registered, and loading it imports no Flask, Alembic or SQLAlchemy."""
     code = textwrap.dedent("""\
         import sys
         from importlib.metadata import entry_points
         found = [e for e in entry_points(group="pytest11") if e.value == "flask_migrate.pytest_plugin"]
         assert found, "no pytest11 entry point"
         found[0].load()
-        heavy = [m for m in ("alembic", "sqlalchemy", "flask_sqlalchemy") if m in sys.modules]
+        heavy = [m for m in ("alembic", "sqlalchemy", "flask_sqlalchemy", "flask") if m in sys.modules]
         assert not heavy, heavy
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -2,36 +2,42 @@
 
 A drop-in replacement for Flask-Migrate 4.1. Importing this package and
 creating ``Migrate(app, db)`` does not import Alembic; it is loaded when a
-migration command runs.
+migration command runs. The package's names are imported when first used, so
+that its pytest plugin and its linter load without Flask.
 """
 
 from __future__ import annotations
 
 import typing as t
 
-from .compat import (
-    branches,
-    catch_errors,
-    check,
-    current,
-    downgrade,
-    edit,
-    heads,
-    history,
-    init,
-    list_templates,
-    log,
-    merge,
-    migrate,
-    revision,
-    show,
-    stamp,
-    upgrade,
-)
-from .extension import Migrate, _MigrateConfig  # noqa: F401 - importable as in 4.1
+_COMPAT = frozenset({
+    "branches", "catch_errors", "check", "current", "downgrade", "edit", "heads", "history",
+    "init", "list_templates", "log", "merge", "migrate", "revision", "show", "stamp", "upgrade",
+})
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic import command
+
+    from .compat import (
+        branches,
+        catch_errors,
+        check,
+        current,
+        downgrade,
+        edit,
+        heads,
+        history,
+        init,
+        list_templates,
+        log,
+        merge,
+        migrate,
+        revision,
+        show,
+        stamp,
+        upgrade,
+    )
+    from .extension import Migrate, _MigrateConfig
     from alembic.util import CommandError
 
     from .config import Config
@@ -70,6 +76,19 @@ __all__ = [
 
 
 def __getattr__(name: str) -> t.Any:
+    # NOTE: every name is imported when first asked for: importing a submodule
+    # (the pytest plugin, the linter) then costs neither Flask nor Alembic, and
+    # an app pays for Flask-Migrate's modules only as it uses them.
+    if name in _COMPAT:
+        from . import compat
+
+        value = globals()[name] = getattr(compat, name)
+        return value
+    if name in ("Migrate", "_MigrateConfig"):
+        from . import extension
+
+        value = globals()[name] = getattr(extension, name)
+        return value
     # These names need Alembic; import it only when someone asks for them.
     if name == "Config":
         from .config import Config
