@@ -16,7 +16,8 @@ if t.TYPE_CHECKING:  # pragma: no cover
 
     from .lint import Finding as LintFinding
     from .results import (
-        BranchPoint, CurrentRevisions, History, LintReport, Step, TemplateInfo, VerifyReport,
+        BranchPoint, CurrentRevisions, History, LintReport, SquashResult, Step, TemplateInfo,
+        VerifyReport,
     )
     from .status import Status
 
@@ -209,3 +210,47 @@ def lint_dict(report: LintReport) -> dict[str, t.Any]:
             for f in report.findings
         ],
     }
+
+
+def _here(path: t.Any) -> str:
+    """A path relative to the current directory when it is below it."""
+    import os
+
+    text = str(path)
+    with contextlib.suppress(ValueError):
+        relative = os.path.relpath(text)
+        if not relative.startswith(".."):
+            return relative
+    return text
+
+
+def squash(result: SquashResult) -> list[str]:
+    """The ``flask db squash`` report (``--dry-run``: what would be done, and the new revision)."""
+    would = result.dry_run
+    count = len(result.replaced)
+    lines = [
+        f"{'Would squash' if would else 'Squashed'} {count} revisions, from base "
+        f"({result.replaced[0]}) to {result.revision}, into one revision {result.revision} "
+        f"for the {', '.join(result.databases)}.",
+        f"  {'New file (would be):' if would else 'New file:'} {_here(result.new_file)}",
+        f"  {'Archive (would be): ' if would else 'Archive: '} {_here(result.archive)} "
+        f"({count} files {'would be ' if would else ''}moved there, with SQUASHED.md)",
+        "  Self-check passed: on fresh databases the new revision builds the schema the "
+        "history builds, and its downgrade removes it.",
+    ]
+    if result.data_operations:
+        how = {
+            "drop": "dropped: fresh databases do not get them",
+            "keep": "kept: copied after the schema",
+        }.get(result.data or "", "")
+        lines.append(f"  Data operations ({how}):")
+        lines.extend(f"    {_here(o.path)}:{o.line}: {o.what}" for o in result.data_operations)
+    else:
+        lines.append("  Data operations: none.")
+    lines.append(
+        f"Databases at {result.revision} or later need nothing; a database at a replaced "
+        "revision needs 'flask db upgrade --from-archive'."
+    )
+    if would:
+        lines += ["", f"The new revision ({result.new_file.name}):", "", *result.source.splitlines()]
+    return lines

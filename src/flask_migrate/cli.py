@@ -526,6 +526,12 @@ def merge(
 @_tag_option
 @_x_arg_option
 @_lock_options
+@click.option(
+    "--from-archive",
+    is_flag=True,
+    help="First bring a database left at a revision 'flask db squash' replaced to the "
+    "squash's revision, with the archived revisions.",
+)
 @click.argument("revision", default="head")
 @_handle_errors
 def upgrade(
@@ -537,6 +543,7 @@ def upgrade(
     no_lock: bool | None,
     ddl_lock_timeout: float | None,
     ddl_lock_retries: int | None,
+    from_archive: bool,
     revision: str,
 ) -> None:
     """Upgrade to a later version"""
@@ -545,7 +552,7 @@ def upgrade(
     operations.upgrade(
         _dir(directory), revision, sql, tag, x_arg, quiet=False,
         lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
-        on_step=_step_printer(),
+        on_step=_step_printer(), from_archive=from_archive,
     )
 
 
@@ -857,3 +864,36 @@ def verify(
             f"Verification failed: {', '.join(failed)} "
             f"({sum(len(c.failures) for c in report.checks)} problem(s) above)."
         )
+
+
+@db.command()
+@_directory_option
+@_x_arg_option
+@click.option(
+    "--data",
+    type=click.Choice(["drop", "keep"]),
+    default=None,
+    help="What to do with data operations (SQL that is not DDL, bulk_insert, Python code) "
+    "in the squashed revisions: drop them (fresh databases do not get them) or keep them "
+    "(copied after the schema). Without it, squash refuses when there are any.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be done and the new revision; change nothing.")
+@click.option("-m", "--message", default=None, help="The new revision's message.")
+@click.argument("revision", default="head")
+@_handle_errors
+def squash(
+    directory: str | None,
+    x_arg: tuple[str, ...],
+    data: str | None,
+    dry_run: bool,
+    message: str | None,
+    revision: str,
+) -> None:
+    """Replace the history from base to REVISION (default: head) with one revision."""
+    from . import squash as squashing
+
+    result = squashing.squash(
+        _dir(directory), revision, data=data, dry_run=dry_run, message=message, x_arg=x_arg
+    )
+    for line in _render.squash(result):
+        click.echo(line)

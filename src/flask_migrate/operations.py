@@ -33,7 +33,7 @@ from pathlib import Path
 
 from alembic import command
 
-from . import _alembic, lock_timeouts, runner
+from . import _alembic, lock_timeouts, runner, scripts
 from .config import Config
 from .errors import DirectoryNotEmpty, MigrateError, PendingChanges, TemplateNotFound, scrub
 from .extension import x_arguments
@@ -439,11 +439,16 @@ def upgrade(
     output: t.TextIO | None = None,
     lock: LockOptions = LockOptions(),
     on_step: t.Callable[[Step], None] | None = None,
+    from_archive: bool = False,
 ) -> list[Step]:
     """Upgrade to ``revision``; returns the steps applied, in order.
 
     With ``sql=True``, the SQL is written to ``output`` (standard output by
     default) instead of run; ``revision`` may then be a ``start:end`` range.
+
+    With ``from_archive=True``, a database at a revision that ``flask db
+    squash`` replaced is first brought to the squash's revision with the
+    archived revisions (see :doc:`squash`); then the upgrade goes on as usual.
     """
     config = get_config(directory, x_arg=x_arg, quiet=quiet, output=output)
     script = load_scripts(config)
@@ -456,14 +461,55 @@ def upgrade(
             )
         starting_rev, revision = revision.split(":", 1)
         starting_rev = starting_rev or None
+    applied: list[Step] = []
+    if from_archive:
+        if sql:
+            raise MigrateError("--from-archive cannot be combined with --sql.")
+        applied = _catch_up(config, script, lock, on_step, tag)
 
     def compute(heads: t.Any) -> list[t.Any]:
         return _alembic.upgrade_steps(script, revision, heads)
 
-    return _apply(
+    return applied + _apply(
         config, script, Plan("upgrade", revision, compute), lock, on_step,
         as_sql=sql, starting_rev=starting_rev, destination_rev=revision, tag=tag,
     )
+
+
+def _catch_up(
+    config: Config, script: ScriptDirectory, lock: LockOptions,
+    on_step: t.Callable[[Step], None] | None, tag: str | None,
+) -> list[Step]:
+    """Bring databases left at squashed revisions to the squash's revision.
+
+    For each archive of ``flask db squash``, oldest first, ``env.py`` runs
+    with the archived revisions; each database it configures whose current
+    revisions are all among those the squash replaced is upgraded to the
+    squash's revision. The others are left alone (no steps).
+    """
+    applied: list[Step] = []
+    for record in scripts.squash_records(script):
+        if not record.versions.is_dir():
+            raise MigrateError(
+                f"The archive of the squash at {record.revision} has no versions/ folder "
+                f"({record.versions}). Restore it from version control."
+            )
+        archived = scripts.with_versions(script, record.versions)
+        replaced = set(record.replaced)
+
+        def compute(heads: t.Any, archived: ScriptDirectory = archived, target: str = record.revision,
+                    replaced: set[str] = replaced) -> list[t.Any]:
+            if heads and all(h in replaced for h in heads):
+                return _alembic.upgrade_steps(archived, target, heads)
+            return []
+
+        # no check of the version table: it holds revisions this history does not know
+        plan = Plan("upgrade", record.revision, compute, check=False)
+        applied += _apply(
+            config, archived, plan, lock, on_step,
+            as_sql=False, destination_rev=record.revision, tag=tag,
+        )
+    return applied
 
 
 @translate_errors

@@ -15,8 +15,8 @@ if t.TYPE_CHECKING:  # pragma: no cover
     from .lint import Finding as LintFinding
 
 __all__ = [
-    "BranchPoint", "CheckResult", "CurrentRevisions", "Finding", "History", "LintReport",
-    "Step", "TemplateInfo", "VerifyReport",
+    "BranchPoint", "CheckResult", "CurrentRevisions", "DataOperation", "Finding", "History",
+    "LintReport", "SquashResult", "Step", "TemplateInfo", "VerifyReport",
 ]
 
 
@@ -156,3 +156,49 @@ class LintReport:
     def failed(self, strict: bool = False) -> bool:
         """Whether the findings fail the check (errors; with ``strict``, warnings too)."""
         return bool(self.errors or (strict and self.warnings))
+
+
+@dataclass(frozen=True)
+class DataOperation:
+    """Something a revision does beyond changing the schema (found by ``squash``)."""
+
+    #: The revision id.
+    revision: str
+    #: The revision file.
+    path: Path
+    #: The line (1-based).
+    line: int
+    #: What it is, for people: ``"op.bulk_insert()"``, ``"a loop"``, ...
+    what: str
+
+    def format(self) -> str:
+        """``file:line: what``."""
+        return f"{self.path}:{self.line}: {self.what}"
+
+
+@dataclass(frozen=True)
+class SquashResult:
+    """The result of ``squash`` (or what it would do, with ``dry_run``)."""
+
+    #: The revision whose history was squashed; the new revision keeps its id.
+    revision: str
+    #: The revisions replaced, from base to :attr:`revision` (which is included).
+    replaced: tuple[str, ...]
+    #: Their files, in the same order (where they were before the squash).
+    replaced_files: tuple[Path, ...]
+    #: What the replaced revisions do beyond the schema.
+    data_operations: tuple[DataOperation, ...]
+    #: How :attr:`data_operations` were treated: ``None`` (there were none),
+    #: ``"drop"`` (not replayed on fresh databases) or ``"keep"`` (copied).
+    data: str | None
+    #: The archive folder the replaced files were moved to.
+    archive: Path
+    #: The new revision file.
+    new_file: Path
+    #: The databases the new revision was generated for: ``"default database"``,
+    #: ``"bind '<key>'"``.
+    databases: tuple[str, ...]
+    #: True when nothing was written or moved.
+    dry_run: bool
+    #: The new revision's source.
+    source: str

@@ -809,6 +809,7 @@ def _warn_changed_files(
 ) -> None:
     """Say once if revisions applied to this database were edited since."""
     changed = journal.changed_files(script, heads, [], journal.applied_checksums(conn, table))
+    changed = scripts.without_squashes(script, changed)
     if changed:
         listed = ", ".join(f"{c.revision} ({c.change})" for c in changed)
         log.warning(

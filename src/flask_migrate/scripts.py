@@ -7,8 +7,11 @@ Everything here reads files only; no database is touched. A broken folder
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import typing as t
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic.script import Script, ScriptDirectory
@@ -20,6 +23,7 @@ from .errors import MigrateError, NoMigrationsFolder
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from .config import Config
+    from .journal import ChangedFile
 
 
 def load(config: Config, command: str = "db") -> ScriptDirectory:
@@ -108,6 +112,10 @@ def check_heads(
             f"Check the schema, then {repair}."
         )
     unknown = [h for h in heads if known_script(script, h) is None]
+    for rev in unknown:
+        record = squashed_by(script, rev)
+        if record is not None:
+            raise StrandedRevision(database, rev, record)
     if unknown:
         raise MigrateError(
             f"{database} is at revision {', '.join(unknown)}, which is not in the "
@@ -128,3 +136,120 @@ def check_heads(
                         f"{a}, but {a} comes after {b}: they cannot both be current. "
                         f"Check the schema, then {repair}."
                     )
+
+
+# -- squashed histories (see flask_migrate.squash) -------------------------------------
+
+#: The folder, inside the migrations folder, that keeps squashed revisions.
+SQUASHED_FOLDER = "squashed"
+
+
+@dataclass(frozen=True)
+class SquashRecord:
+    """What one ``flask db squash`` replaced: read from its archive's ``squash.json``."""
+
+    #: The revision that replaced the range (it kept its id).
+    revision: str
+    #: The revisions replaced, from base to :attr:`revision`.
+    replaced: tuple[str, ...]
+    #: When, in UTC.
+    created_at: dt.datetime
+    #: The archive folder (``<migrations>/squashed/<revision>-<timestamp>``).
+    path: Path
+    #: The new revision file, relative to the migrations folder.
+    new_file: str
+    #: SHA-256 of the new revision file as written, and of the file it replaced.
+    new_checksum: str
+    old_checksum: str
+
+    @property
+    def versions(self) -> Path:
+        """The folder holding the archived revision files."""
+        return self.path / "versions"
+
+
+class StrandedRevision(MigrateError):
+    """A database is at a revision that ``flask db squash`` replaced."""
+
+    def __init__(self, database: str, revision: str, record: SquashRecord) -> None:
+        self.database = database
+        self.revision = revision
+        self.record = record
+        super().__init__(
+            f"{database} is at {revision}, which 'flask db squash' replaced on "
+            f"{record.created_at:%Y-%m-%d %H:%M} UTC by {record.revision} (archive: "
+            f"{record.path}). Run 'flask db upgrade --from-archive' to bring it to "
+            f"{record.revision} with the archived revisions, then upgrade as usual."
+        )
+
+
+def squash_records(script: ScriptDirectory) -> list[SquashRecord]:
+    """The squashes done in this migrations folder, oldest first.
+
+    Only the ``squash.json`` files are read; a broken one is skipped.
+    """
+    records = []
+    for path in sorted((Path(script.dir) / SQUASHED_FOLDER).glob("*/squash.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            records.append(SquashRecord(
+                revision=str(data["revision"]),
+                replaced=tuple(str(r) for r in data["replaced"]),
+                created_at=dt.datetime.fromisoformat(str(data["created_at"]).replace("Z", "+00:00")),
+                path=path.parent,
+                new_file=str(data["new_file"]),
+                new_checksum=str(data["new_file_sha256"]),
+                old_checksum=str(data["replaced_files"][data["revision"]]["sha256"]),
+            ))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return sorted(records, key=lambda r: r.created_at)
+
+
+def squashed_by(script: ScriptDirectory, rev: str) -> SquashRecord | None:
+    """The squash that replaced ``rev``, if one did (the latest, when several did)."""
+    found = [r for r in squash_records(script) if rev in r.replaced and rev != r.revision]
+    return found[-1] if found else None
+
+
+def without_squashes(script: ScriptDirectory, changed: list[ChangedFile]) -> list[ChangedFile]:
+    """``changed`` without the revision files that ``flask db squash`` rewrote.
+
+    A database at the squash's revision (or later) applied the file the squash
+    replaced; the new file is a different one on purpose, not an edit.
+    """
+    if not changed:
+        return changed
+    records = squash_records(script)
+    return [
+        c for c in changed
+        if not any(
+            c.revision == r.revision and c.applied_checksum == r.old_checksum
+            and c.current_checksum == r.new_checksum
+            for r in records
+        )
+    ]
+
+
+def with_versions(script: ScriptDirectory, folder: str | Path) -> ScriptDirectory:
+    """``script`` (same ``env.py``, template and options) reading its revisions from ``folder`` only.
+
+    NOTE: a new ScriptDirectory, not a new Config: ``env.py`` runs the
+    revisions of the ScriptDirectory it is given, and a version_locations
+    option would have to be written in the ini's own path syntax.
+    """
+    clone = ScriptDirectory(
+        script.dir,
+        file_template=script.file_template,
+        truncate_slug_length=script.truncate_slug_length,
+        version_locations=[str(folder)],
+        sourceless=script.sourceless,
+        output_encoding=script.output_encoding,
+        timezone=script.timezone,
+        hooks=script.hooks,
+        recursive_version_locations=script.recursive_version_locations,
+        messaging_opts=script.messaging_opts,
+    )
+    clone.revision_map = RevisionMap(_unique_revisions(clone))
+    clone.revision_map.heads  # noqa: B018 - builds and checks the map
+    return clone

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from . import _alembic, journal, runner
+from . import _alembic, journal, runner, scripts
 from .journal import ChangedFile
 from .locking import lock_for, lock_key
 from .scripts import first_line as _first_line
@@ -194,6 +194,16 @@ def _collect_one(
         ))
     unknown = [rev for rev in current if _known_script(script, rev) is None]
     for rev in unknown:
+        record = scripts.squashed_by(script, rev)
+        if record is not None:
+            problems.append(Problem(
+                "unknown-revision",
+                f"The database is at revision {rev}, which 'flask db squash' replaced by "
+                f"{record.revision} (archive: {record.path}).",
+                f"Run 'flask db upgrade --from-archive' to bring it to {record.revision} "
+                "with the archived revisions.",
+            ))
+            continue
         problems.append(Problem(
             "unknown-revision",
             f"The database is at revision {rev}, which the migrations folder does not have.",
@@ -237,7 +247,7 @@ def _collect_one(
                 "Run 'flask db upgrade' again; it records the interruption and goes on.",
             ))
 
-    changed = journal.changed_files(script, current, unknown, applied)
+    changed = scripts.without_squashes(script, journal.changed_files(script, current, unknown, applied))
     for change in changed:
         problems.append(Problem(
             f"{change.change}-file",
