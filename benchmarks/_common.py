@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,8 +132,20 @@ def run(
         text=True,
     )
     # communicate() would reap the child itself; read the pipes, then wait4().
-    out = proc.stdout.read() if proc.stdout else ""
-    err = proc.stderr.read() if proc.stderr else ""
+    # NOTE: both at once: a child that fills one pipe while we wait on the
+    # other would block for ever (1000 revisions log ~100 KB on stderr).
+    import threading
+
+    chunks: dict[str, str] = {}
+
+    def drain(name: str, pipe: t.Any) -> None:
+        chunks[name] = pipe.read() if pipe else ""
+
+    reader = threading.Thread(target=drain, args=("err", proc.stderr))
+    reader.start()
+    drain("out", proc.stdout)
+    reader.join()
+    out, err = chunks["out"], chunks["err"]
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
