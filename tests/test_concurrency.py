@@ -53,7 +53,7 @@ REVISIONS = [f"c{i:02d}" for i in range(1, 21)]
 HEAD = REVISIONS[-1]
 HALF = REVISIONS[9]  # c10
 # per transaction mode; raise with CONCURRENCY_ROUNDS for a longer soak
-ROUNDS = int(os.environ.get("CONCURRENCY_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("CONCURRENCY_ROUNDS", "2"))
 PROCESSES = 8
 WAIT_LINE = "Waiting for the migration lock"
 
