@@ -227,3 +227,11 @@ def test_verify_checks_run_as_tests_in_one_line(tmp_path: Path) -> None:
     assert "test_migrations[stairway] FAILED" in result.stdout
     assert "r1: downgrade does not undo the upgrade: left table 'user' behind" in result.stdout
     assert not (tmp_path / "app.db").exists()
+
+
+def test_the_plugin_knows_every_check_of_verify() -> None:
+    """The plugin's own list of check names (kept to load without Alembic) is verify's."""
+    from flask_migrate.pytest_plugin import CHECK_NAMES
+    from flask_migrate.verify import CHECKS
+
+    assert CHECK_NAMES == tuple(check.name for check in CHECKS)

@@ -215,7 +215,7 @@ def adopt(url: str | URL, bind: Bind, application: t.Iterable[URL]) -> ScratchDa
 
     def contents(conn: Connection) -> tuple[list[str], list[str]]:
         inspector = sa.inspect(conn)
-        schemas = [None, *_user_schemas(conn)] if conn.dialect.name == "postgresql" else [None]
+        schemas = [None, *user_schemas(conn)] if conn.dialect.name == "postgresql" else [None]
         names = [
             f"{schema}.{name}" if schema else name
             for schema in schemas for name in inspector.get_table_names(schema=schema)
@@ -238,7 +238,7 @@ def adopt(url: str | URL, bind: Bind, application: t.Iterable[URL]) -> ScratchDa
     return ScratchDatabase(bind, url, created=False, schemas=frozenset(schemas))
 
 
-def _user_schemas(conn: Connection) -> list[str]:
+def user_schemas(conn: Connection) -> list[str]:
     """PostgreSQL: the schemas of a database other than the default and the system's."""
     inspector = sa.inspect(conn)
     default = inspector.default_schema_name
@@ -289,7 +289,7 @@ def _empty(conn: Connection, keep_schemas: t.Collection[str] = ()) -> None:
     """Drop every table of a database (on PostgreSQL also the enum types, the
     sequences, and the schemas not in ``keep_schemas``)."""
     if conn.dialect.name == "postgresql":
-        for schema in _user_schemas(conn):
+        for schema in user_schemas(conn):
             if schema not in keep_schemas:
                 conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     metadata = sa.MetaData()

@@ -485,11 +485,7 @@ def reflect(
     dialect = conn.dialect
     schemas: list[str | None] = [None]
     if dialect.name == "postgresql":
-        default = inspector.default_schema_name
-        schemas += [
-            s for s in inspector.get_schema_names()
-            if s != default and s != "information_schema" and not s.startswith("pg_")
-        ]
+        schemas += scratch.user_schemas(conn)
     found: Schema = {}
     prints = _fingerprints(conn) if cache is not None else None
     for schema in schemas:
