@@ -41,7 +41,7 @@ SHARED_PACKAGES = [
 ]
 # Optional imports of those packages (Mako imports Pygments when it is installed):
 # the original's venv gets them too when ours has them, so module sets match.
-OPTIONAL_PACKAGES = ["psycopg", "psycopg-binary", "Pygments", "typing_extensions"]
+OPTIONAL_PACKAGES = ["psycopg", "psycopg-binary", "PyMySQL", "Pygments", "typing_extensions"]
 
 
 def _bin(venv: Path, name: str) -> Path:
@@ -78,12 +78,19 @@ def _str_dict(value: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-def original_python() -> Path:
-    """The interpreter of the venv with the original Flask-Migrate (created if needed)."""
+def original_python(*, sync: bool = True) -> Path:
+    """The interpreter of the venv with the original Flask-Migrate (created if needed).
+
+    With ``sync=False`` an existing venv that holds Flask-Migrate 4.1.0 is used
+    as it is, even when its other versions differ from ours (for a venv that
+    something else owns, such as the test command's ``.venv-original``).
+    """
     python = _bin(ORIGINAL_VENV, "python")
     wanted = _versions(ours_python(), SHARED_PACKAGES + OPTIONAL_PACKAGES)
     if python.exists():
         have = _versions(python, ["Flask-Migrate", *wanted])
+        if not sync and have.get("Flask-Migrate") == ORIGINAL_VERSION:
+            return python
         if have.get("Flask-Migrate") == ORIGINAL_VERSION and all(
             have.get(k) == v for k, v in wanted.items()
         ):
@@ -100,8 +107,8 @@ def original_python() -> Path:
     return python
 
 
-def package_versions(python: Path) -> dict[str, str]:
-    return _versions(python, ["Flask-Migrate", *SHARED_PACKAGES])
+def package_versions(python: Path, extra: t.Sequence[str] = ()) -> dict[str, str]:
+    return _versions(python, ["Flask-Migrate", *SHARED_PACKAGES, *extra])
 
 
 @dataclass
