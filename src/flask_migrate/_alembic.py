@@ -20,7 +20,13 @@ whole exposure:
   revision, whatever else the database holds; ``verify`` downgrades and
   upgrades each revision on its own (Alembic's targets name states, not steps);
 * ``Script._db_current_indicator``: what Alembic's own ``cmd_format`` reads to
-  print "(current)" in ``history``.
+  print "(current)" in ``history``;
+* ``alembic.operations.batch.BatchOperationsImpl`` and its ``reflect_kwargs``:
+  the keywords batch mode reflects a table with, given ``resolve_fks=False``
+  while our runs execute (see :mod:`._speedups`); and that Alembic reads
+  ``impl.autogen_column_reflect`` from the impl instance
+  (``DefaultImpl._compat_autogen_column_reflect()``, ``BatchOperationsImpl``),
+  which lets :mod:`._speedups` replace it for one run.
 """
 
 from __future__ import annotations
@@ -60,3 +66,10 @@ def revision_step(script: ScriptDirectory, sc: Script, is_upgrade: bool) -> t.An
     from alembic.runtime.migration import RevisionStep
 
     return RevisionStep(script.revision_map, sc, is_upgrade)
+
+
+def batch_operations_impl() -> type[t.Any]:
+    """The class behind ``op.batch_alter_table()`` (see :mod:`._speedups`)."""
+    from alembic.operations.batch import BatchOperationsImpl
+
+    return BatchOperationsImpl

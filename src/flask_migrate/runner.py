@@ -45,7 +45,7 @@ from flask import current_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from . import journal, lock_timeouts, locking, scripts
+from . import _speedups, journal, lock_timeouts, locking, scripts
 from .connections import DEFAULT_CONNECT_TIMEOUT, connect_timeouts
 from .errors import DatabaseError, MigrateError, explain_database_error, passwords_in, scrub
 from .results import Step
@@ -327,6 +327,7 @@ class Run:
         with contextlib.ExitStack() as stack:
             if mutating:
                 stack.enter_context(atomic_sqlite())
+            stack.enter_context(_speedups.batch_reflection())
             stack.enter_context(migrate_state.run_configure_args())
             env = environment(self, self.config, self.script, fn=self._fn, **self.env_kwargs)
             try:
@@ -393,6 +394,7 @@ class Run:
             metadata=kwargs.get("target_metadata"),
         )
         self.targets[id(context)] = target
+        _speedups.attach(context)
         if self.plan is None or connection is None or context.as_sql:
             return
         transactional = kwargs.get("transactional_ddl")
