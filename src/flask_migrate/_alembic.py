@@ -8,6 +8,10 @@ whole exposure:
 * ``ScriptDirectory._load_revisions()``: the revision files, one by one, so
   that two files with one id are refused (the public ``revision_map`` keeps
   one of them silently);
+* ``Script._list_py_dir()`` and ``Script._from_path()``: the files Alembic
+  considers revisions, in its order, and the loading of one of them; the
+  revision cache (:mod:`.revision_cache`) imports only the files it does not
+  know, and must find exactly the files Alembic finds;
 * ``ScriptDirectory._version_locations``: the folders revisions live in, to
   say which one is missing (``version_locations`` in the ini is only what the
   user wrote);
@@ -32,6 +36,7 @@ whole exposure:
 from __future__ import annotations
 
 import typing as t
+from pathlib import Path
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.script import Script, ScriptDirectory
@@ -39,6 +44,18 @@ if t.TYPE_CHECKING:  # pragma: no cover
 
 def load_revisions(script: ScriptDirectory) -> t.Iterator[Script]:
     return script._load_revisions()
+
+
+def list_revision_files(script: ScriptDirectory, versions: Path) -> list[Path]:
+    from alembic.script import Script
+
+    return list(Script._list_py_dir(script, versions))
+
+
+def script_from_path(script: ScriptDirectory, path: Path) -> Script | None:
+    from alembic.script import Script
+
+    return Script._from_path(script, path)
 
 
 def version_locations(script: ScriptDirectory) -> t.Sequence[str]:

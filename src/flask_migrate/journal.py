@@ -151,14 +151,26 @@ def file_checksum(path: str | os.PathLike[str]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def script_checksum(sc: t.Any) -> str:
+    """:func:`file_checksum` of a revision's file, as the revision cache knows it if it does."""
+    known = getattr(sc, "checksum", None)
+    return known if isinstance(known, str) else file_checksum(sc.path)
+
+
 def _package_version() -> str:
     from . import __version__
 
     return __version__
 
 
+_ORIGIN: dict[str, t.Any] = {}
+
+
 def _origin() -> dict[str, t.Any]:
-    return {"host": socket.gethostname()[:255], "pid": os.getpid(), "version": _package_version()}
+    """Where a row comes from: host, process and our version (computed once per process)."""
+    if _ORIGIN.get("pid") != os.getpid():
+        _ORIGIN.update(host=socket.gethostname()[:255], pid=os.getpid(), version=_package_version())
+    return dict(_ORIGIN)
 
 
 def new_run_id() -> str:
@@ -215,14 +227,18 @@ def start_run(conn: Connection, table: sa.Table, run_id: str, direction: str, ta
     )
 
 
-def finish_run(conn: Connection, table: sa.Table, run_id: str, error: str | None) -> None:
+def finish_run(
+    conn: Connection, table: sa.Table, run_id: str, error: str | None,
+    started_at: dt.datetime | None = None,
+) -> None:
     finished = now()
-    row = conn.execute(
-        sa.select(table.c.started_at).where(table.c.run_id == run_id, table.c.kind == "run")
-    ).first()
+    if started_at is None:
+        started_at = conn.execute(
+            sa.select(table.c.started_at).where(table.c.run_id == run_id, table.c.kind == "run")
+        ).scalar()
     duration = None
-    if row is not None:
-        duration = int((finished - _utc(row.started_at)).total_seconds() * 1000)
+    if started_at is not None:
+        duration = int((finished - _utc(started_at)).total_seconds() * 1000)
     conn.execute(
         table.update()
         .where(table.c.run_id == run_id, table.c.kind == "run")
@@ -235,29 +251,40 @@ def finish_run(conn: Connection, table: sa.Table, run_id: str, error: str | None
     )
 
 
-def start_step(
-    conn: Connection,
-    table: sa.Table,
+def step_row(
     run_id: str,
     direction: str,
     revision: str | None,
-    path: Path | None,
+    checksum: str | None,
+    filename: str | None,
     message: str | None,
-) -> int:
-    result = conn.execute(
-        table.insert().values(
-            run_id=run_id,
-            kind="step",
-            direction=direction,
-            revision=revision,
-            state=RUNNING,
-            checksum=file_checksum(path) if path is not None and path.exists() else None,
-            filename=path.name if path is not None else None,
-            message=(message or None) and message[:255],
-            started_at=now(),
-            **_origin(),
-        )
-    )
+) -> dict[str, t.Any]:
+    """The journal row of a step that starts now (state ``running``)."""
+    return {
+        "run_id": run_id,
+        "kind": "step",
+        "direction": direction,
+        "revision": revision,
+        "state": RUNNING,
+        "checksum": checksum,
+        "filename": filename,
+        "message": (message or None) and message[:255],
+        "started_at": now(),
+        "finished_at": None,
+        "duration_ms": None,
+        **_origin(),
+    }
+
+
+def start_step(conn: Connection, table: sa.Table, row: dict[str, t.Any]) -> int:
+    """Write a step's row before the step runs; returns its id.
+
+    Only where the row must outlive a crash in the middle of the step: on
+    databases whose DDL commits by itself, and before a step leaves its
+    transaction (``autocommit_block()``). Elsewhere a step's row is written
+    once, finished, in the step's own transaction (:func:`insert_steps`).
+    """
+    result = conn.execute(table.insert().values(**row))
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
@@ -269,6 +296,17 @@ def finish_step(conn: Connection, table: sa.Table, step_id: int, duration_ms: in
         .where(table.c.id == step_id)
         .values(state=APPLIED, finished_at=now(), duration_ms=duration_ms)
     )
+
+
+def finished_step(row: dict[str, t.Any], duration_ms: int) -> dict[str, t.Any]:
+    """``row`` (see :func:`step_row`), marked applied now."""
+    return {**row, "state": APPLIED, "finished_at": now(), "duration_ms": duration_ms}
+
+
+def insert_steps(conn: Connection, table: sa.Table, rows: t.Sequence[dict[str, t.Any]]) -> None:
+    """Write finished steps' rows: one statement, whatever their number."""
+    if rows:
+        conn.execute(table.insert(), list(rows))
 
 
 def _entries(rows: t.Iterable[t.Any]) -> list[JournalEntry]:
@@ -368,12 +406,7 @@ def changed_files(
     if not applied:
         return []
     known_current = tuple(rev for rev in current if rev not in unknown)
-    in_database: set[str] = set(unknown)
-    if known_current:
-        in_database |= {
-            sc.revision for sc in script.revision_map.iterate_revisions(known_current, "base")
-            if sc is not None
-        }
+    in_database = set(unknown) | _ancestors(script, known_current)
     changed = []
     for rev in sorted(in_database):
         entry = applied.get(rev)
@@ -386,13 +419,34 @@ def changed_files(
         if sc is None:
             changed.append(ChangedFile(rev, "missing", entry.filename, None, entry.checksum, None))
             continue
-        checksum = file_checksum(sc.path)
-        name = Path(sc.path).name
+        checksum = script_checksum(sc)
+        name = os.path.basename(sc.path)
         if checksum != entry.checksum:
             changed.append(ChangedFile(rev, "edited", entry.filename, name, entry.checksum, checksum))
         elif entry.filename is not None and name != entry.filename:
             changed.append(ChangedFile(rev, "renamed", entry.filename, name, entry.checksum, checksum))
     return changed
+
+
+def _ancestors(script: ScriptDirectory, revisions: tuple[str, ...]) -> set[str]:
+    """``revisions`` and every revision below them (dependencies included).
+
+    The revisions a database at ``revisions`` has applied; a plain walk of the
+    graph (Alembic's ``iterate_revisions`` also sorts them, at many times the cost).
+    """
+    revision_map = script.revision_map
+    found: set[str] = set()
+    todo = list(revisions)
+    while todo:
+        rev = todo.pop()
+        if rev in found:
+            continue
+        sc = revision_map.get_revision(rev)
+        if sc is None:
+            continue
+        found.add(sc.revision)
+        todo.extend(down for down in sc._all_down_revisions if down not in found)
+    return found
 
 
 # -- one command's journal ----------------------------------------------------------
@@ -418,8 +472,8 @@ class JournalRun:
 
     :meth:`prepare` runs under the migration lock, on the connection that
     ``env.py`` configured, before Alembic reads the version table; the step
-    rows are written by :func:`start_step` and :func:`finish_step` inside
-    each revision's transaction; :meth:`finish` closes the run.
+    rows are written inside each revision's transaction (see
+    :func:`insert_steps` and :func:`start_step`); :meth:`finish` closes the run.
     """
 
     def __init__(self, direction: str, target: str, table: sa.Table, database: str) -> None:
@@ -432,6 +486,8 @@ class JournalRun:
         self.opened = False
         #: Whether the run has been closed (done or failed).
         self.closed = False
+        #: When this run's row was written (``None``: not written by this process).
+        self.started_at: dt.datetime | None = None
         #: What the previous runs left unfinished, as notes for people.
         self.notes: list[str] = []
         self._heads: tuple[str, ...] = ()
@@ -478,11 +534,12 @@ class JournalRun:
         if not has_journal:
             ensure(conn, self.table, heads, files)
         start_run(conn, self.table, self.run_id, self.direction, self.target)
+        self.started_at = now()
         self.opened = True
 
     def finish(self, conn: Connection, error: str | None) -> None:
         """Mark this run done (or failed, with ``error``)."""
-        finish_run(conn, self.table, self.run_id, error)
+        finish_run(conn, self.table, self.run_id, error, self.started_at)
         self.closed = True
 
     def record_failure(self, conn: Connection, error: str, started_at: dt.datetime) -> None:

@@ -241,6 +241,16 @@ class Plan:
 
 
 @dataclass
+class _Running:
+    """A step that started: when, and its journal row (written now, or later)."""
+
+    began: float
+    row: dict[str, t.Any] | None = None
+    #: The id of the row, once it is in the journal.
+    step_id: int | None = None
+
+
+@dataclass
 class Target:
     """One connection (or offline URL) that ``env.py`` configured."""
 
@@ -256,10 +266,12 @@ class Target:
     atomic: bool = False
     journal: journal.JournalRun | None = None
     started_at: dt.datetime | None = None
-    #: (perf_counter at start, journal step row id) of the steps running now
-    started: collections.deque[tuple[float, int | None]] = field(
-        default_factory=collections.deque
-    )
+    #: Whether DDL runs inside transactions here (not on MariaDB/MySQL).
+    transactional: bool = True
+    #: The steps running now (Alembic reports them in order).
+    started: collections.deque[_Running] = field(default_factory=collections.deque)
+    #: Journal rows of finished steps, not yet written (see :meth:`Run._flush`).
+    pending: list[dict[str, t.Any]] = field(default_factory=list)
     #: The revision of the step that runs (or ran last), and whether it left
     #: its transaction (``autocommit_block()``): then it must not run twice.
     step_revision: str | None = None
@@ -401,13 +413,14 @@ class Run:
         if transactional is None:
             transactional = context.impl.transactional_ddl
         per_migration = bool(kwargs.get("transaction_per_migration", False))
+        target.transactional = bool(transactional)
         target.atomic = bool(transactional) and (was_in_transaction or not per_migration)
         try:
             if self.lock.enabled:
                 self._lock(target, connection)
             self._preflight(target, connection)
             self._ddl_timeout(target, connection)
-            _watch_autocommit(context, target)
+            _watch_autocommit(context, target, self._before_autocommit)
             if not target.atomic and not was_in_transaction and connection.in_transaction():
                 # the run row and the checks commit before the first step
                 connection.commit()
@@ -557,11 +570,14 @@ class Run:
         run = target.journal
         if error is None:
             if conn.in_transaction():
+                self._flush(target, conn)
                 run.finish(conn, None)
             else:
                 with conn.begin():
+                    self._flush(target, conn)
                     run.finish(conn, None)
             return
+        target.pending.clear()  # rolled back with their steps, or never to be written
         if conn.in_transaction():
             return
         try:
@@ -627,25 +643,49 @@ class Run:
 
         @functools.wraps(run)  # Alembic names the step after the function
         def timed(*args: t.Any, **kw: t.Any) -> t.Any:
-            step_id = None
+            running = _Running(time.perf_counter())
             if target.journal is not None and target.connection is not None:
                 revision = getattr(step, "revision", None)
-                path = Path(revision.path) if revision is not None else None
-                step_id = journal.start_step(
-                    target.connection,
-                    target.journal.table,
+                running.row = journal.step_row(
                     target.journal.run_id,
                     _direction(step),
                     getattr(revision, "revision", None) or _stamp_target(step),
-                    path,
+                    _checksum(revision),
+                    Path(revision.path).name if revision is not None else None,
                     scripts.first_line(getattr(revision, "doc", None)),
                 )
+                if not target.transactional:
+                    # DDL commits by itself here: the row must say "running"
+                    # before the step's first statement, so that a crash in
+                    # the middle leaves a trace (see journal.InterruptedRevision)
+                    running.step_id = journal.start_step(
+                        target.connection, target.journal.table, running.row
+                    )
             target.step_revision = getattr(getattr(step, "revision", None), "revision", None)
             target.autocommitted = False
-            target.started.append((time.perf_counter(), step_id))
+            target.started.append(running)
             return run(*args, **kw)
 
         return timed
+
+    def _before_autocommit(self, target: Target) -> None:
+        """A step leaves its transaction: what the journal holds must be committed with it.
+
+        The rows of the steps before it, and its own row, saying "running"
+        (such a step cannot be rolled back, and must never run twice).
+        """
+        if target.journal is None or target.connection is None:
+            return
+        self._flush(target, target.connection)
+        running = target.started[-1] if target.started else None
+        if running is not None and running.row is not None and running.step_id is None:
+            running.step_id = journal.start_step(target.connection, target.journal.table, running.row)
+
+    def _flush(self, target: Target, conn: Connection) -> None:
+        """Write the journal rows of the steps that finished, in one statement."""
+        if target.pending and target.journal is not None:
+            journal.insert_steps(conn, target.journal.table, target.pending)
+            target.pending.clear()
 
     def _on_version_apply(
         self,
@@ -662,10 +702,18 @@ class Run:
             direction = "upgrade" if step.is_upgrade else "downgrade"
         duration = None
         if target is not None and target.started:
-            began, step_id = target.started.popleft()
-            duration = time.perf_counter() - began
-            if step_id is not None and target.journal is not None and ctx.connection is not None:
-                journal.finish_step(ctx.connection, target.journal.table, step_id, int(duration * 1000))
+            running = target.started.popleft()
+            duration = time.perf_counter() - running.began
+            if running.row is not None and target.journal is not None and ctx.connection is not None:
+                ms = int(duration * 1000)
+                if running.step_id is not None:
+                    journal.finish_step(ctx.connection, target.journal.table, running.step_id, ms)
+                else:
+                    # written with the step's transaction: at the end of the
+                    # run where the run is one transaction, else now
+                    target.pending.append(journal.finished_step(running.row, ms))
+                    if not target.atomic:
+                        self._flush(target, ctx.connection)
         recorded = Step(
             direction=direction,
             source=tuple(step.source_revision_ids),
@@ -744,13 +792,19 @@ def ddl_retries(options: locking.LockOptions) -> int:
     return int(current_app.config.get("MIGRATE_DDL_LOCK_RETRIES", lock_timeouts.DEFAULT_RETRIES))
 
 
-def _watch_autocommit(context: MigrationContext, target: Target) -> None:
-    """Note when a step leaves its transaction: such a step must never run twice."""
+def _watch_autocommit(
+    context: MigrationContext, target: Target, before: t.Callable[[Target], None]
+) -> None:
+    """Note when a step leaves its transaction: such a step must never run twice.
+
+    ``before(target)`` runs first, inside the transaction that Alembic then commits.
+    """
     original = context.autocommit_block
 
     @contextlib.contextmanager
     def autocommit_block() -> t.Iterator[None]:
         target.autocommitted = True
+        before(target)
         with original():
             yield
 
@@ -764,6 +818,15 @@ def _error_text(error: BaseException) -> str:
 def _log_lock_wait(database: str, holder: locking.LockHolder | None) -> None:
     who = holder.describe() if holder else "another process"
     log.warning("Waiting for the migration lock on %s, held by %s.", database, who)
+
+
+def _checksum(revision: t.Any) -> str | None:
+    if revision is None:
+        return None
+    try:
+        return journal.script_checksum(revision)
+    except OSError:  # the file went away
+        return None
 
 
 def _direction(step: t.Any) -> str:

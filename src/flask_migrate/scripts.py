@@ -18,7 +18,7 @@ from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionMap
 from alembic.util import CommandError
 
-from . import _alembic
+from . import _alembic, revision_cache
 from .errors import MigrateError, NoMigrationsFolder
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -75,7 +75,7 @@ def _unique_revisions(script: ScriptDirectory) -> t.Callable[[], t.Iterator[Scri
 
     def generate() -> t.Iterator[Script]:
         seen: dict[str, Script] = {}
-        for sc in _alembic.load_revisions(script):
+        for sc in revision_cache.load_revisions(script):
             if sc.revision in seen:
                 raise MigrateError(
                     f"Revision id {sc.revision!r} is used by two files: "
