@@ -735,7 +735,7 @@ def nice_ticks(top: float, count: int = 5) -> list[float]:
 
 def svg_plot(panels: dict[str, dict[str, list[tuple[int, float]]]]) -> str:
     """Time against history size, one panel per database, a line per variant."""
-    colours = {"ours": "#1f6fb4", "original": "#e0701b", "raw SQL": "#2a9d3a"}
+    colours = {"ours": "#1f6fb4", "original": "#e0701b", "raw SQL, one transaction": "#2a9d3a"}
     pw, ph, left, top, bottom, right = 330, 250, 58, 34, 46, 14
     width = max(1, len(panels)) * (pw + left + right) + 10
     height = ph + top + bottom + 30
@@ -748,7 +748,8 @@ def svg_plot(panels: dict[str, dict[str, list[tuple[int, float]]]]) -> str:
         x0, y0 = 10 + p * (pw + left + right) + left, top
         xs = [x for line in series.values() for x, _ in line] or [1]
         ys = [y for line in series.values() for _, y in line] or [1.0]
-        xticks, yticks = nice_ticks(max(xs)), nice_ticks(max(ys))
+        # a little room beyond the largest value, so its point is not on the frame
+        xticks, yticks = nice_ticks(max(xs) * 1.04), nice_ticks(max(ys) * 1.04)
         xmax, ymax = xticks[-1] or 1, yticks[-1] or 1
 
         def px(x: float) -> float:
@@ -1058,7 +1059,7 @@ class Report:
         for backend in self.bench.dbs:
             series = {name: self.sweep_points(backend, key)
                       for name, key in (("ours", "ours"), ("original", "original"),
-                                        ("raw SQL", "raw-one"))}
+                                        ("raw SQL, one transaction", "raw-one"))}
             if any(series.values()):
                 panels[backend] = {k: v for k, v in series.items() if v}
         return svg_plot(panels)
