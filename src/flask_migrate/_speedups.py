@@ -17,7 +17,8 @@ stub tables for the targets of foreign keys it does not find
 name the same tables and columns either way. While :func:`batch_reflection`
 is active, each batch operation of a migration context passed to
 :func:`attach` gets ``resolve_fks=False`` in its ``reflect_kwargs``, unless
-the revision passes its own value, which wins.
+the revision passes its own value, which wins. (The same holds for a table
+rebuilt with ``recreate="always"`` on any database.)
 
 NOTE: this is the one hook on a class, because Alembic builds the batch
 operation inside ``op.batch_alter_table()`` and offers no per-run object to
@@ -59,6 +60,7 @@ instance (``DefaultImpl._compat_autogen_column_reflect()`` and
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import threading
@@ -104,6 +106,7 @@ def batch_reflection() -> Iterator[None]:
         if _users == 0:
             _original_init = original = cls.__init__
 
+            @functools.wraps(original)
             def __init__(self: t.Any, operations: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
                 original(self, operations, *args, **kwargs)
                 if getattr(operations, "migration_context", None) in _contexts:
