@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
+import types
+import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -235,3 +238,37 @@ def test_commands_print_the_same_with_and_without_the_cache(tmp_path: Path) -> N
     assert "r4" in expected[0] and "with a long description" in expected[1]
     with app.app_context():
         db.engine.dispose()
+
+
+# -- walks of the revision graph ---------------------------------------------------------
+
+
+def _random_map(seed: int, size: int = 40) -> t.Any:
+    from alembic.script.revision import Revision, RevisionMap
+
+    rnd = random.Random(seed)
+    revisions = []
+    for i in range(size):
+        downs = sorted({f"n{rnd.randrange(i)}" for _ in range(rnd.choice((1, 1, 1, 2)))}) if i else []
+        if i and rnd.random() < 0.15:
+            downs = []  # another root
+        deps = [f"n{rnd.randrange(i)}"] if i > 3 and rnd.random() < 0.2 else None
+        revisions.append(Revision(f"n{i}", tuple(downs) or None, dependencies=deps and tuple(deps)))
+    return types.SimpleNamespace(revision_map=RevisionMap(lambda: revisions))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_graph_walks_agree_with_alembic(seed: int) -> None:
+    """``current``'s linear-time walk gives what Alembic's quadratic one gives."""
+    from flask_migrate import _alembic
+
+    script = _random_map(seed)
+    revision_map = script.revision_map
+    rnd = random.Random(seed)
+    names = [f"n{i}" for i in range(40)]
+    for _ in range(20):
+        heads = tuple(rnd.sample(names, rnd.choice((1, 1, 2, 3))))
+        expected = {r.revision for r in revision_map._get_all_current(heads)}
+        assert {r.revision for r in _alembic.all_current(script, heads)} == expected
+        expected_below = {r.revision for r in revision_map.iterate_revisions(heads[0], "base")}
+        assert _alembic.ancestors(script, heads[:1]) == expected_below

@@ -23,6 +23,10 @@ whole exposure:
 * ``alembic.runtime.migration.RevisionStep``: a step that runs exactly one
   revision, whatever else the database holds; ``verify`` downgrades and
   upgrades each revision on its own (Alembic's targets name states, not steps);
+* ``Revision._all_down_revisions``, ``_normalized_down_revisions`` and
+  ``nextrev``: the edges of the revision graph, for walks that Alembic's
+  ``iterate_revisions()`` and ``get_all_current()`` do in quadratic time
+  (half a million steps for ``current`` at 1,000 revisions);
 * ``Script._db_current_indicator``: what Alembic's own ``cmd_format`` reads to
   print "(current)" in ``history``;
 * ``alembic.operations.batch.BatchOperationsImpl`` and its ``reflect_kwargs``:
@@ -90,3 +94,48 @@ def batch_operations_impl() -> type[t.Any]:
     from alembic.operations.batch import BatchOperationsImpl
 
     return BatchOperationsImpl
+
+
+def ancestors(script: ScriptDirectory, revisions: t.Iterable[str]) -> set[str]:
+    """``revisions`` and every revision below them, dependencies included.
+
+    What a database at ``revisions`` has applied: Alembic's
+    ``iterate_revisions(revisions, "base")`` as a set, by a plain walk of the graph.
+    """
+    revision_map = script.revision_map
+    found: set[str] = set()
+    todo = list(revisions)
+    while todo:
+        rev = todo.pop()
+        if rev in found:
+            continue
+        sc = revision_map.get_revision(rev)
+        if sc is None:
+            continue
+        found.add(sc.revision)
+        todo.extend(down for down in sc._all_down_revisions if down not in found)
+    return found
+
+
+def all_current(script: ScriptDirectory, heads: t.Iterable[str]) -> set[Script]:
+    """Alembic's ``ScriptDirectory.get_all_current(heads)``, in time linear in the history.
+
+    Alembic takes ``heads`` and all their ancestors (dependencies included)
+    and keeps those that have no descendant among them, testing each against
+    all (quadratic). A revision has a descendant in that set exactly when one
+    of its direct children (``nextrev``) is in it, since every revision on the
+    way down from a member is itself an ancestor of a head.
+    """
+    revision_map = script.revision_map
+    members: dict[str, t.Any] = {}
+    todo = list(heads)
+    while todo:
+        rev = todo.pop()
+        if rev in members:
+            continue
+        sc = revision_map.get_revision(rev)
+        if sc is None:
+            continue
+        members[sc.revision] = sc
+        todo.extend(down for down in sc._normalized_down_revisions if down not in members)
+    return {sc for sc in members.values() if not (members.keys() & sc.nextrev)}

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from . import _alembic
+
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection
@@ -406,7 +408,7 @@ def changed_files(
     if not applied:
         return []
     known_current = tuple(rev for rev in current if rev not in unknown)
-    in_database = set(unknown) | _ancestors(script, known_current)
+    in_database = set(unknown) | _alembic.ancestors(script, known_current)
     changed = []
     for rev in sorted(in_database):
         entry = applied.get(rev)
@@ -426,27 +428,6 @@ def changed_files(
         elif entry.filename is not None and name != entry.filename:
             changed.append(ChangedFile(rev, "renamed", entry.filename, name, entry.checksum, checksum))
     return changed
-
-
-def _ancestors(script: ScriptDirectory, revisions: tuple[str, ...]) -> set[str]:
-    """``revisions`` and every revision below them (dependencies included).
-
-    The revisions a database at ``revisions`` has applied; a plain walk of the
-    graph (Alembic's ``iterate_revisions`` also sorts them, at many times the cost).
-    """
-    revision_map = script.revision_map
-    found: set[str] = set()
-    todo = list(revisions)
-    while todo:
-        rev = todo.pop()
-        if rev in found:
-            continue
-        sc = revision_map.get_revision(rev)
-        if sc is None:
-            continue
-        found.add(sc.revision)
-        todo.extend(down for down in sc._all_down_revisions if down not in found)
-    return found
 
 
 # -- one command's journal ----------------------------------------------------------

@@ -612,7 +612,7 @@ def _current_heads(config: Config, script: ScriptDirectory) -> list[CurrentRevis
         known = tuple(rev for rev in heads if known_script(script, rev) is not None)
         if known:
             known_scripts = tuple(
-                sorted(script.get_all_current(known), key=lambda s: s.revision)
+                sorted(_alembic.all_current(script, known), key=lambda s: s.revision)
             )
         found.append(CurrentRevisions(_database(run, context), heads, known_scripts))
         return []

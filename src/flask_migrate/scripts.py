@@ -125,12 +125,7 @@ def check_heads(
     for i, upper in enumerate(heads):
         for lower in heads[i + 1 :]:
             for a, b in ((upper, lower), (lower, upper)):
-                ancestors = {
-                    r.revision
-                    for r in script.revision_map.iterate_revisions(a, "base")
-                    if r is not None
-                }
-                if b in ancestors:
+                if b in _alembic.ancestors(script, [a]):
                     raise MigrateError(
                         f"The version table {table} of {database} lists both {b} and "
                         f"{a}, but {a} comes after {b}: they cannot both be current. "
