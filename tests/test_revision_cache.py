@@ -79,7 +79,7 @@ def _load(app: Flask) -> dict[str, object]:
 
 def _age_cache(versions: Path) -> None:
     """Make the cache look written an hour from now, so no entry is "racy" (see the module)."""
-    path = revision_cache.cache_path(versions)
+    path = revision_cache.cache_path(versions, versions.parent)
     later = time.time() + 3600
     os.utime(path, (later, later))
 
@@ -88,8 +88,10 @@ def test_written_once_then_used_without_imports(project: tuple[Flask, Path]) -> 
     app, versions = project
     assert _heads(app) == ["c3"]
     assert sorted(_imports(versions)) == ["a1", "b2", "c3"]
-    path = revision_cache.cache_path(versions)
-    assert path.parent == versions / "__pycache__" and path.exists()
+    path = revision_cache.cache_path(versions, versions.parent)
+    assert path.parent == versions.parent / ".flask-migrate-cache" and path.exists()
+    # the folder ignores itself in git, and survives deleting Python's caches
+    assert (path.parent / ".gitignore").read_text().splitlines()[-1] == "*"
     data = json.loads(path.read_text())
     assert {e["revision"] for e in data["files"].values()} == {"a1", "b2", "c3"}
     # the next commands import nothing, and see the same history
@@ -102,6 +104,17 @@ def test_written_once_then_used_without_imports(project: tuple[Flask, Path]) -> 
     # the cache knows the journal's checksums
     for sc in scripts.values():
         assert sc.checksum == file_checksum(sc.path)  # type: ignore[attr-defined]
+
+
+def test_no_bytecode_caches_needed(project: tuple[Flask, Path]) -> None:
+    """Deploys that delete ``__pycache__`` (or never write it) keep the revision cache."""
+    import shutil
+
+    app, versions = project
+    _heads(app)
+    _imports(versions)
+    shutil.rmtree(versions / "__pycache__", ignore_errors=True)
+    assert _heads(app) == ["c3"] and _imports(versions) == []
 
 
 def test_upgrade_imports_only_what_it_runs(project: tuple[Flask, Path]) -> None:
@@ -158,7 +171,7 @@ def test_new_deleted_and_renamed_files(project: tuple[Flask, Path]) -> None:
     assert _heads(app) == ["d4"]
     (versions / "d4_step.py").unlink()
     assert _heads(app) == ["c3"]
-    data = json.loads(revision_cache.cache_path(versions).read_text())
+    data = json.loads(revision_cache.cache_path(versions, versions.parent).read_text())
     assert not any("d4" in name for name in data["files"])
     (versions / "c3_step.py").rename(versions / "c3_renamed.py")
     scripts = _load(app)
@@ -177,7 +190,7 @@ def test_two_files_with_one_id_are_refused_every_time(project: tuple[Flask, Path
 def test_corrupt_cache_is_ignored_and_rewritten(project: tuple[Flask, Path]) -> None:
     app, versions = project
     _heads(app)
-    path = revision_cache.cache_path(versions)
+    path = revision_cache.cache_path(versions, versions.parent)
     path.write_text("{not json")
     assert _heads(app) == ["c3"]
     assert json.loads(path.read_text())["format"] == revision_cache.FORMAT
@@ -192,7 +205,7 @@ def test_corrupt_cache_is_ignored_and_rewritten(project: tuple[Flask, Path]) -> 
 
 def test_unwritable_cache_folder(project: tuple[Flask, Path]) -> None:
     app, versions = project
-    (versions / "__pycache__").write_text("a file where the folder would go")
+    (versions.parent / ".flask-migrate-cache").write_text("a file where the folder would go")
     assert _heads(app) == ["c3"]
     assert _heads(app) == ["c3"]
     assert sorted(_imports(versions)) == ["a1", "a1", "b2", "b2", "c3", "c3"]
@@ -203,7 +216,7 @@ def test_turned_off_by_config(project: tuple[Flask, Path]) -> None:
     app.config["MIGRATE_REVISION_CACHE"] = False
     assert _heads(app) == ["c3"] and _heads(app) == ["c3"]
     assert len(_imports(versions)) == 6
-    assert not revision_cache.cache_path(versions).exists()
+    assert not revision_cache.cache_path(versions, versions.parent).exists()
 
 
 def test_commands_print_the_same_with_and_without_the_cache(tmp_path: Path) -> None:

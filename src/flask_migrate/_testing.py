@@ -18,7 +18,7 @@ import tempfile
 import typing as t
 from pathlib import Path
 
-from . import _alembic, runner, scratch
+from . import _alembic, revision_cache, runner, scratch
 from .locking import LockOptions
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -141,7 +141,7 @@ def _key(state: t.Any, engines: dict[Bind, Engine]) -> str:
     directory = Path(state.directory).resolve()
     digest = hashlib.sha1(str(directory).encode())
     for path in sorted(directory.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+        if path.is_file() and not {"__pycache__", revision_cache.CACHE_FOLDER} & set(path.parts):
             stat = path.stat()
             digest.update(f"{path.relative_to(directory)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     for bind, engine in sorted(engines.items(), key=lambda item: str(item[0])):

@@ -6,9 +6,11 @@ names from it (``revision``, ``down_revision``, ``branch_labels``,
 the cost of ``flask db upgrade`` when there is nothing to do, and of
 ``current``, ``heads``, ``history`` and ``status``. This module keeps those
 names, and each file's checksum (the journal's, see
-:func:`.journal.file_checksum`), in one JSON file per versions folder, in its
-``__pycache__`` (where Python keeps its own caches, which projects do not
-commit). Revisions known from the cache are :class:`CachedScript` objects:
+:func:`.journal.file_checksum`), in one JSON file per versions folder, in the
+migrations folder's ``.flask-migrate-cache/`` (which holds a ``.gitignore``
+that ignores it, as ``.pytest_cache`` does; not in ``__pycache__``, which
+deploy scripts and ``PYTHONDONTWRITEBYTECODE`` set-ups delete or never
+write, and where the cache matters most). Revisions known from the cache are :class:`CachedScript` objects:
 Alembic's ``Script`` with the module imported on first use, so a command
 imports exactly the revision files it runs.
 
@@ -21,10 +23,8 @@ within the same tick; such entries ("racy", as Git calls them) are checked by
 content too, until a later write of the cache makes them safe. The cache is
 written atomically (a temporary file renamed over it), so that concurrent
 commands only ever read a whole one; when it cannot be written (a read-only
-folder) commands import every file, as Alembic does. It is written even with
-``PYTHONDONTWRITEBYTECODE`` (it is not bytecode, and container images set that
-variable where fast start-ups matter most); ``MIGRATE_REVISION_CACHE = False``
-turns it off.
+folder) commands import every file, as Alembic does.
+``MIGRATE_REVISION_CACHE = False`` turns it off.
 
 What a cache does not do: run a revision file's module-level code for
 commands that do not run that revision (Alembic imports every file for every
@@ -34,7 +34,7 @@ revision, see it done only when they run.
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 import json
 import logging
 import os
@@ -124,18 +124,32 @@ def enabled() -> bool:
 # -- the cache file -----------------------------------------------------------------
 
 
-def cache_path(versions: Path) -> Path:
-    """Where the cache of a versions folder lives (beside Python's own caches).
+#: The folder, in the migrations folder, that holds the caches (it ignores itself in git).
+CACHE_FOLDER = ".flask-migrate-cache"
 
-    ``sys.pycache_prefix`` (``PYTHONPYCACHEPREFIX``) is honoured, as Python does.
-    """
-    probe = importlib.util.cache_from_source(str(versions / "flask_migrate_revisions.py"))
-    return Path(probe).with_suffix(".json")
+
+def cache_path(versions: Path, migrations: Path) -> Path:
+    """Where the cache of the versions folder ``versions`` of ``migrations`` lives."""
+    try:
+        name = versions.relative_to(migrations).as_posix().replace("/", "-")
+    except ValueError:  # a version location outside the migrations folder
+        name = hashlib.sha1(str(versions.resolve()).encode()).hexdigest()[:16]
+    return migrations / CACHE_FOLDER / f"revisions-{name}.json"
+
+
+def _make_folder(folder: Path) -> None:
+    if folder.is_dir():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ".gitignore").write_text(
+        "# Flask-Migrate's caches (see 'Performance' in its documentation): never commit them\n*\n",
+        encoding="utf-8",
+    )
 
 
 class _Cache:
-    def __init__(self, versions: Path) -> None:
-        self.path = cache_path(versions)
+    def __init__(self, versions: Path, migrations: Path) -> None:
+        self.path = cache_path(versions, migrations)
         self.entries: dict[str, dict[str, t.Any]] = {}
         self.written_ns = 0
         self.dirty = False
@@ -184,7 +198,7 @@ class _Cache:
         data = {"format": FORMAT, "alembic": _alembic_version(), "files": self.entries}
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(self.path.parent)
             tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
             os.replace(tmp, self.path)
         except OSError as exc:
@@ -234,7 +248,7 @@ def load_revisions(script: ScriptDirectory) -> t.Iterator[Script]:
         versions = Path(location)
         if not versions.exists():
             continue
-        cache = _Cache(versions)
+        cache = _Cache(versions, Path(script.dir))
         real_versions = str(versions.resolve())
         prefix = len(str(versions)) + 1
         seen: set[str] = set()
