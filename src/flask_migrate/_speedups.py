@@ -63,6 +63,7 @@ import contextlib
 import functools
 import logging
 import re
+import string
 import threading
 import typing as t
 import weakref
@@ -78,6 +79,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
 
 # NOTE: Alembic's own logger, so that its "assuming SERIAL" lines read as before
 _alembic_log = logging.getLogger("alembic.ddl.postgresql")
+log = logging.getLogger("flask_migrate")
 
 #: The migration contexts of our runs whose batch operations skip referred tables.
 _contexts: weakref.WeakSet[MigrationContext] = weakref.WeakSet()
@@ -87,11 +89,22 @@ _users = 0
 _original_init: t.Callable[..., None] | None = None
 
 
-def attach(context: MigrationContext) -> None:
-    """Speed up the slow paths of Alembic for ``context``, a context of our run."""
+def attach(
+    context: MigrationContext, *, autogenerate: bool = False
+) -> t.Callable[[], None] | None:
+    """Speed up the slow paths of Alembic for ``context``, a context of our run.
+
+    ``autogenerate``: the run only compares (``check``, ``migrate``), so that
+    SQLite reflection may answer from bulk queries. Returns what undoes that,
+    to call when the run ends, or ``None``.
+    """
     _contexts.add(context)
     if context.dialect.name == "postgresql" and not context.as_sql:
         _hook_sequence_owners(context.impl)
+    connection = context.connection
+    if autogenerate and not context.as_sql and isinstance(connection, sa.Connection):
+        return bulk_sqlite_reflection(connection)
+    return None
 
 
 # -- SQLite batch mode -------------------------------------------------------------
@@ -202,3 +215,271 @@ def _sequence_owners(inspector: Inspector, schema: str | None) -> dict[str, obje
         }
         inspector.info_cache[key] = cached
     return cached
+
+
+# -- SQLite autogenerate reflection ---------------------------------------------------
+
+# NOTE: SQLite looks names of tables and indexes up case-insensitively, for
+# ASCII letters only (sqlite3StrICmp); str.lower() would fold more than that
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+#: The pragmas SQLAlchemy's SQLite dialect reads through ``_get_table_pragma()``.
+_PRAGMAS = frozenset({"table_xinfo", "table_info", "index_list", "index_info", "foreign_key_list"})
+
+#: The tables the bulk queries cover: not SQLite's own (the pragmas answer for
+#: ``sqlite_master`` too, which it does not list), not virtual (their pragmas
+#: need the module, and may fail), not views (a view of a dropped table fails).
+_COVERED = (
+    "m.type = 'table' AND m.name NOT LIKE 'sqlite~_%' ESCAPE '~' "
+    "AND m.sql NOT LIKE 'CREATE VIRTUAL %'"
+)
+
+
+def _bulk(select: str, joins: str) -> str:
+    """``select`` over the covered tables of main and of temp, each joined to its ``joins``."""
+    return " UNION ALL ".join(
+        f"SELECT '{schema}', {select} FROM {schema}.{master} AS m, "
+        + joins.format(schema=f"'{schema}'")
+        + f" WHERE {_COVERED}"
+        for schema, master in (("main", "sqlite_master"), ("temp", "sqlite_temp_master"))
+    )
+
+
+_OBJECTS = (
+    "SELECT 'main', type, name, sql FROM main.sqlite_master UNION ALL "
+    "SELECT 'temp', type, name, sql FROM temp.sqlite_temp_master"
+)
+_TABLE_XINFO = _bulk("m.name, p.*", "pragma_table_xinfo(m.name, {schema}) AS p")
+_INDEX_LIST = _bulk("m.name, p.*", "pragma_index_list(m.name, {schema}) AS p")
+_INDEX_INFO = _bulk(
+    "l.name, p.*",
+    "pragma_index_list(m.name, {schema}) AS l, pragma_index_info(l.name, {schema}) AS p",
+)
+_FOREIGN_KEY_LIST = _bulk("m.name, p.*", "pragma_foreign_key_list(m.name, {schema}) AS p")
+
+Rows = list[tuple[t.Any, ...]]
+
+
+class _Catalog:
+    """The pragmas of every covered table of main and temp, from five queries.
+
+    Each answer is what ``PRAGMA <schema>.<pragma>(<name>)`` returns, as
+    tuples in the pragma's column order; ``None`` means "ask SQLite".
+    """
+
+    def __init__(self, connection: sa.Connection) -> None:
+        def rows(sql: str) -> t.Iterator[tuple[t.Any, ...]]:
+            return iter(connection.exec_driver_sql(sql).fetchall())
+
+        #: (schema, folded name) of every object of sqlite_master, and of those
+        #: whose folded name is not unique there (a damaged schema: ask SQLite)
+        self.names: set[tuple[str, str]] = set()
+        clashes: set[tuple[str, str]] = set()
+        #: CREATE statement of each table and view, by exact name, main's first
+        self.sql: dict[str, str] = {}
+        for schema, type_, name, sql in rows(_OBJECTS):
+            key = (schema, _fold(name))
+            if key in self.names:
+                clashes.add(key)
+            self.names.add(key)
+            if type_ in ("table", "view") and sql is not None:
+                self.sql.setdefault(name, sql)
+        self.tables: dict[tuple[str, str], dict[str, Rows]] = {}
+
+        def of(schema: str, table: str) -> dict[str, Rows]:
+            return self.tables.setdefault((schema, _fold(table)), {
+                "table_xinfo": [], "table_info": [], "index_list": [], "foreign_key_list": [],
+            })
+
+        for schema, table, *row in rows(_TABLE_XINFO):
+            pragmas = of(schema, table)
+            pragmas["table_xinfo"].append(tuple(row))
+            if row[6] == 0:
+                # NOTE: table_info is table_xinfo without the hidden and
+                # generated columns, numbered without them (SQLite's pragma.c)
+                pragmas["table_info"].append((len(pragmas["table_info"]), *row[1:6]))
+        self.indexes: dict[tuple[str, str], Rows] = {}
+        for schema, table, *row in rows(_INDEX_LIST):
+            of(schema, table)["index_list"].append(tuple(row))
+            self.indexes[schema, _fold(row[1])] = []
+        for schema, index, *row in rows(_INDEX_INFO):
+            self.indexes.setdefault((schema, _fold(index)), []).append(tuple(row))
+        for schema, table, *row in rows(_FOREIGN_KEY_LIST):
+            of(schema, table)["foreign_key_list"].append(tuple(row))
+        for key in clashes:
+            self.tables.pop(key, None)
+            self.indexes.pop(key, None)
+
+    def pragma(self, pragma: str, name: str, schema: str | None) -> Rows | None:
+        """``_get_table_pragma()``: main's rows, else temp's, unless a schema is named."""
+        if pragma not in _PRAGMAS:
+            return None
+        if schema is None:
+            schemas: tuple[str, ...] = ("main", "temp")
+        elif schema in ("main", "temp"):
+            schemas = (schema,)
+        else:
+            return None  # an attached database
+        key = _fold(name)
+        for schema_ in schemas:
+            rows = self._rows(pragma, schema_, key)
+            if rows is None:
+                return None
+            if rows:
+                return list(rows)  # a copy: the dialect's callers own their list
+        return []
+
+    def _rows(self, pragma: str, schema: str, key: str) -> Rows | None:
+        reserved = key.startswith("sqlite_")
+        if pragma == "index_info":
+            rows = self.indexes.get((schema, key))
+            if rows is not None:
+                return rows
+            # index_info of a WITHOUT ROWID table lists its primary key
+            return None if reserved or (schema, key) in self.names else []
+        pragmas = self.tables.get((schema, key))
+        if pragmas is not None:
+            return pragmas[pragma]
+        if reserved or (schema, key) in self.names or pragma in ("table_xinfo", "table_info"):
+            # NOTE: table_info also knows eponymous virtual tables
+            # (json_each, pragma_*, those of loaded extensions) by name
+            return None
+        return []  # no such table: it has no index and no foreign key
+
+
+def _fold(name: str) -> str:
+    return name.translate(_ASCII_LOWER)
+
+
+class _BulkReflection:
+    """The bulk answers for one connection, fetched when first asked for.
+
+    Any statement on the connection other than a ``SELECT`` or ``PRAGMA``
+    may change the schema: the answers are then fetched anew.
+    """
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection = connection
+        self.catalog: _Catalog | None = None
+        self.unavailable = False
+        sa.event.listen(connection, "before_cursor_execute", self._on_statement)
+
+    def _on_statement(self, conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+        if not _READS.match(statement):
+            self.catalog = None
+
+    def get(self) -> _Catalog | None:
+        if self.catalog is None and not self.unavailable:
+            try:
+                self.catalog = _Catalog(self.connection)
+            except sa.exc.DBAPIError as exc:
+                # SQLAlchemy's own queries then run, and fail or not as always
+                log.debug("SQLite reflection falls back to one query per table: %s", exc)
+                self.unavailable = True
+        return self.catalog
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            sa.event.remove(self.connection, "before_cursor_execute", self._on_statement)
+
+
+_READS = re.compile(r"\s*(?:SELECT|PRAGMA)\b", re.IGNORECASE)
+
+
+class _DialectHook:
+    """``_get_table_pragma()`` and ``_get_table_sql()`` of one dialect object, replaced.
+
+    The replacements answer for the connections of our runs and delegate
+    every other call to the dialect's own methods, which they restore when
+    the last run on this dialect ends.
+    """
+
+    NAMES = ("_get_table_pragma", "_get_table_sql")
+
+    def __init__(self, dialect: t.Any) -> None:
+        self.dialect = dialect
+        #: id(connection) -> its answers, while a run uses the connection
+        self.runs: dict[int, _BulkReflection] = {}
+        self.saved = {name: vars(dialect).get(name, _MISSING) for name in self.NAMES}
+        original_pragma = dialect._get_table_pragma
+        original_sql = dialect._get_table_sql
+
+        def _get_table_pragma(
+            connection: t.Any, pragma: str, table_name: str, schema: str | None = None
+        ) -> t.Any:
+            catalog = self._catalog(connection)
+            if catalog is not None:
+                rows = catalog.pragma(pragma, table_name, schema)
+                if rows is not None:
+                    return rows
+            return original_pragma(connection, pragma, table_name, schema)
+
+        def _get_table_sql(
+            connection: t.Any, table_name: str, schema: str | None = None, **kw: t.Any
+        ) -> t.Any:
+            catalog = self._catalog(connection)
+            if catalog is not None and schema is None:
+                sql = catalog.sql.get(table_name)
+                if sql is not None:
+                    return sql
+            # a missing table: the dialect raises NoSuchTableError, or knows it
+            return original_sql(connection, table_name, schema, **kw)
+
+        self.hooks = {"_get_table_pragma": _get_table_pragma, "_get_table_sql": _get_table_sql}
+        for name, hook in self.hooks.items():
+            setattr(dialect, name, hook)
+
+    def _catalog(self, connection: t.Any) -> _Catalog | None:
+        bulk = self.runs.get(id(connection))
+        if bulk is None or bulk.connection is not connection:
+            return None
+        return bulk.get()
+
+    def restore(self) -> None:
+        for name, saved in self.saved.items():
+            if vars(self.dialect).get(name) is not self.hooks[name]:
+                continue  # replaced since by someone else: theirs stays
+            if saved is _MISSING:
+                delattr(self.dialect, name)
+            else:
+                setattr(self.dialect, name, saved)
+
+
+_MISSING = object()
+_dialect_hooks: dict[int, _DialectHook] = {}
+
+
+def bulk_sqlite_reflection(connection: sa.Connection) -> t.Callable[[], None] | None:
+    """Let SQLite reflection on ``connection`` answer from bulk queries; returns the undo.
+
+    ``None`` where it does not apply: another database, a dialect whose
+    reflection is not SQLAlchemy's own, or SQLite before 3.31 (SQLAlchemy
+    reads ``table_info`` there, and reads it differently).
+    """
+    from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+
+    dialect = connection.dialect
+    if (
+        not isinstance(dialect, SQLiteDialect)
+        or (dialect.server_version_info or (0,)) < (3, 31)
+        or any(getattr(type(dialect), name) is not getattr(SQLiteDialect, name)
+               for name in _DialectHook.NAMES)
+    ):
+        return None
+    bulk = _BulkReflection(connection)
+    with _install_lock:
+        hook = _dialect_hooks.get(id(dialect))
+        if hook is None:
+            hook = _dialect_hooks[id(dialect)] = _DialectHook(dialect)
+        hook.runs[id(connection)] = bulk
+
+    def release() -> None:
+        bulk.close()
+        with _install_lock:
+            if hook.runs.get(id(connection)) is bulk:
+                del hook.runs[id(connection)]
+            if not hook.runs and _dialect_hooks.get(id(dialect)) is hook:
+                hook.restore()
+                del _dialect_hooks[id(dialect)]
+
+    return release

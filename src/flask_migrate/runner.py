@@ -410,7 +410,12 @@ class Run:
             metadata=kwargs.get("target_metadata"),
         )
         self.targets[id(context)] = target
-        _speedups.attach(context)
+        # autogenerate runs (they carry a revision context) only read the schema
+        release = _speedups.attach(
+            context, autogenerate=self.env_kwargs.get("revision_context") is not None
+        )
+        if release is not None:
+            self._releases.append(release)
         if self.plan is None or connection is None or context.as_sql:
             return
         transactional = kwargs.get("transactional_ddl")
