@@ -6,6 +6,8 @@
   foreign keys survive, and ``ON DELETE CASCADE`` children keep their rows.
 * PostgreSQL autogenerate asks for the owners of sequences once per schema,
   not once per serial column, with Alembic's semantics.
+* SQLite autogenerate reflects from five bulk queries instead of some ten
+  statements per table, and every reflected result is SQLAlchemy's own.
 
 Counts are of reflections and statements, taken with SQLAlchemy events on
 real databases; nothing is timed.
@@ -440,3 +442,267 @@ def test_sequence_owners_answer_as_alembic_does(postgresql: Database) -> None:
     # Alembic's own for the sequence of another schema than its table's
     ours_queries = [q for q in owner_queries if "coalesce" in q]
     assert len(ours_queries) == 2
+
+
+# -- SQLite autogenerate reflection ---------------------------------------------------
+
+# every shape of table the dialect's reflection reads differently
+VARIED_SCHEMA = '''
+CREATE TABLE parent (
+    a INTEGER NOT NULL, b VARCHAR(20) NOT NULL, label TEXT DEFAULT 'x',
+    CONSTRAINT pk_parent PRIMARY KEY (a, b)
+);
+CREATE TABLE "Mixed Case" (
+    "Id" INTEGER PRIMARY KEY AUTOINCREMENT, "Some Name" VARCHAR(30) UNIQUE,
+    CONSTRAINT "uq two" UNIQUE ("Id", "Some Name")
+);
+CREATE TABLE child (
+    id INTEGER PRIMARY KEY,
+    pa INTEGER, pb VARCHAR(20),
+    mixed_id INTEGER REFERENCES "Mixed Case" ("Id")
+        ON DELETE SET NULL ON UPDATE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    qty INTEGER CHECK (qty > 0),
+    price NUMERIC(10, 2) NOT NULL DEFAULT 0,
+    total NUMERIC GENERATED ALWAYS AS (qty * price) VIRTUAL,
+    doubled NUMERIC GENERATED ALWAYS AS (qty * price * 2) STORED,
+    code TEXT,
+    CONSTRAINT fk_parent FOREIGN KEY (pa, pb) REFERENCES parent (a, b) ON DELETE CASCADE,
+    CONSTRAINT ck_code CHECK (length(code) < 10),
+    UNIQUE (pa, code)
+);
+CREATE INDEX ix_child_partial ON child (code) WHERE qty > 10;
+CREATE UNIQUE INDEX "ix Unique Mixed" ON child (pa, pb);
+CREATE INDEX ix_child_expr ON child (lower(code));
+CREATE TABLE kv (k TEXT, v TEXT, PRIMARY KEY (k)) WITHOUT ROWID;
+CREATE TABLE bare (x INTEGER, y TEXT);
+CREATE TABLE refs (
+    id INTEGER PRIMARY KEY, gone_id INTEGER REFERENCES gone (id), kv_k TEXT REFERENCES kv
+);
+CREATE TABLE "odd ""quoted"" name" ("col ""q""" INTEGER);
+CREATE TABLE "Été" (a INTEGER);
+CREATE TABLE "été" (b INTEGER);
+CREATE VIEW child_view AS SELECT id, code FROM child;
+CREATE VIRTUAL TABLE docs USING fts5(body)
+'''
+
+# on the connection only: temp tables (one named like a main table, with an
+# index that main's lacks) and an attached database
+CONNECTION_SCHEMA = """
+CREATE TEMP TABLE scratch (id INTEGER PRIMARY KEY, note TEXT UNIQUE);
+CREATE TEMP TABLE "Bare" (z INTEGER UNIQUE);
+CREATE TEMP VIEW scratch_view AS SELECT id FROM scratch;
+CREATE TABLE other.elsewhere (id INTEGER PRIMARY KEY, n INTEGER UNIQUE)
+"""
+
+INSPECTOR_METHODS = [
+    "get_columns", "get_pk_constraint", "get_foreign_keys", "get_indexes",
+    "get_unique_constraints", "get_check_constraints", "get_table_options", "has_table",
+]
+
+
+def plain(value: t.Any) -> t.Any:
+    """Reflection results as comparable values (types and SQL expressions have no ``==``)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, sa.Row)):
+        return [plain(v) for v in value]
+    if isinstance(value, sa.types.TypeEngine):
+        return repr(value)
+    if isinstance(value, sa.sql.ClauseElement):
+        return str(value)
+    return value
+
+
+def run_script(conn: sa.Connection, script: str) -> None:
+    for statement in filter(str.strip, script.split(";")):
+        conn.exec_driver_sql(statement)
+
+
+def everything_reflected(conn: sa.Connection) -> list[t.Any]:
+    """Every Inspector.get_* result, and every pragma and table SQL, for every name."""
+    import warnings
+
+    dialect = conn.dialect
+    inspector = sa.inspect(conn)
+    found: list[t.Any] = []
+
+    def record(what: tuple[t.Any, ...], call: Callable[[], t.Any]) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = plain(call())
+            except Exception as exc:  # noqa: BLE001 - errors must be the same too
+                result = (type(exc).__name__, str(exc))
+        found.append((what, result, [str(w.message) for w in caught]))
+
+    names: set[str] = {"missing", "gone", "sqlite_master", "sqlite_sequence", "json_each",
+                       "pragma_table_info", "sqlite_autoindex_kv_1", "sqlite_autoindex_child_1"}
+    for schema in (None, "main", "temp", "other"):
+        for kind in ("get_table_names", "get_view_names"):
+            record((kind, schema), lambda: getattr(inspector, kind)(schema=schema))
+            names.update(getattr(inspector, kind)(schema=schema))
+    names.update(inspector.get_temp_table_names() + inspector.get_temp_view_names())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sa.exc.SAWarning)  # the expression index
+        names.update(ix["name"] for n in ["child", "kv", "scratch"] for ix in
+                     inspector.get_indexes(n, include_auto_indexes=True) if ix["name"])
+    names.update([name.upper() for name in names] + [name.lower() for name in names])
+    for schema in (None, "main", "temp", "other"):
+        for name in sorted(names):
+            for method in INSPECTOR_METHODS:
+                record((method, name, schema),
+                       lambda: getattr(inspector, method)(name, schema=schema))
+            for pragma in ("table_xinfo", "table_info", "index_list", "index_info",
+                           "foreign_key_list"):
+                record((pragma, name, schema),
+                       lambda: dialect._get_table_pragma(conn, pragma, name, schema=schema))
+            record(("sql", name, schema), lambda: dialect._get_table_sql(conn, name, schema))
+    for multi in ("get_multi_columns", "get_multi_indexes", "get_multi_foreign_keys",
+                  "get_multi_pk_constraint", "get_multi_unique_constraints",
+                  "get_multi_check_constraints"):
+        record((multi,), lambda: sorted(getattr(inspector, multi)().items(), key=str))
+    return found
+
+
+@pytest.fixture
+def varied_sqlite(tmp_path: Path) -> Iterator[sa.Connection]:
+    """A connection to a SQLite file with every kind of table, temp tables, an attached database."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'varied.db'}")
+    with engine.begin() as conn:
+        run_script(conn, VARIED_SCHEMA)
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"ATTACH DATABASE '{tmp_path / 'other.db'}' AS other")
+        run_script(conn, CONNECTION_SCHEMA)
+        yield conn
+    engine.dispose()
+
+
+def test_bulk_sqlite_reflection_answers_as_sqlalchemy_does(varied_sqlite: sa.Connection) -> None:
+    """Every Inspector.get_*, pragma and table SQL is the same with the bulk answers, warnings too."""
+    from flask_migrate import _speedups
+
+    conn = varied_sqlite
+    dialect = conn.dialect
+    theirs = everything_reflected(conn)
+    release = _speedups.bulk_sqlite_reflection(conn)
+    assert release is not None
+    ours: list[t.Any] = []
+    try:
+        sent = statements_of(lambda: ours.extend(everything_reflected(conn)))
+    finally:
+        release()
+    assert "_get_table_pragma" not in vars(dialect) and "_get_table_sql" not in vars(dialect)
+    assert len(ours) == len(theirs) > 3000
+    for mine, expected in zip(ours, theirs):
+        assert mine == expected
+    # the results cover what matters: an expression index warned and was skipped, ...
+    indexes = {w[0]: w for w in theirs}[("get_indexes", "child", None)]
+    assert [ix["name"] for ix in indexes[1]] == ["ix Unique Mixed", "ix_child_partial"]
+    assert indexes[2] == ["Skipped unsupported reflection of expression-based index ix_child_expr"]
+    # ... and the covered tables of main and temp were answered from the bulk queries
+    # (index_info of a table's name is left to SQLite: it lists the primary key
+    # of a WITHOUT ROWID table)
+    asked = " ".join(
+        s for s in sent
+        if s.startswith(("PRAGMA main.", "PRAGMA temp.")) and "index_info(" not in s
+    )
+    for covered in ('"child"', '"Mixed Case"', '"kv"', '"bare"', '"BARE"',
+                    'index_list("scratch")', 'foreign_key_list("scratch")'):
+        assert covered not in asked
+    assert 'PRAGMA main.index_info("ix_child_partial")' not in sent
+
+
+def numbered_tables(db: SQLAlchemy, n: int) -> None:
+    """``n`` models, each with an index, a unique constraint and a key to the one before."""
+    for k in range(n):
+        parent = [sa.Column("parent_id", sa.ForeignKey(f"n{k - 1}.id"))] if k else []
+        sa.Table(f"n{k}", db.metadata, sa.Column("id", sa.Integer, primary_key=True),
+                 sa.Column("name", sa.String(20), index=True), sa.Column("code", sa.String(5)),
+                 *parent, sa.UniqueConstraint("code"))
+
+
+@pytest.mark.parametrize("tables", [3, 40])
+def test_sqlite_check_sends_as_many_statements_for_3_or_40_tables(
+    tmp_path: Path, tables: int
+) -> None:
+    """``flask db check`` reflects from bulk queries: its statements do not grow with the tables.
+
+    The dialect is patched during the check only: not in the upgrade before
+    (a revision asserts it), not after.
+    """
+    migrations = tmp_path / "migrations"
+    patched: list[bool] = []
+
+    def include_object(obj: t.Any, name: t.Any, type_: str, reflected: bool, compare_to: t.Any) -> bool:
+        with app.app_context():
+            patched.append("_get_table_pragma" in vars(db.engine.dialect))
+        return True
+
+    app, db, _ = create_app(f"sqlite:///{tmp_path / 'app.db'}", migrations, models="none",
+                            include_object=include_object)
+    numbered_tables(db, tables)
+    runner = app.test_cli_runner()
+    invoke(runner, "db", "init")
+    invoke(runner, "db", "migrate", "-m", "tables")
+    write_revision(migrations / "versions", "unpatched", None,
+                   "assert '_get_table_pragma' not in vars(op.get_bind().dialect)",
+                   message="unpatched")
+    invoke(runner, "db", "upgrade", "heads")
+    patched.clear()
+    sent = statements_of(lambda: invoke(runner, "db", "check"))
+    with app.app_context():
+        assert "_get_table_pragma" not in vars(db.engine.dialect)
+        db.engine.dispose()
+    assert patched and all(patched)
+    assert not [s for s in sent if s.startswith("PRAGMA")]
+    assert len(sent) == 7, sent  # five bulk queries, the version table, the table names
+
+
+def test_sqlite_check_and_migrate_find_the_same_diffs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the varied schema, autogenerate finds the same diffs and writes the same revision
+    with the bulk answers as without them."""
+    import warnings
+
+    from flask_migrate import _speedups, runner as runner_module
+
+    migrations = tmp_path / "migrations"
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    app, db, _ = create_app(url, migrations, models="none")
+    with app.app_context(), db.engine.begin() as conn, warnings.catch_warnings():
+        warnings.simplefilter("ignore", sa.exc.SAWarning)
+        run_script(conn, VARIED_SCHEMA)
+        db.metadata.reflect(conn, resolve_fks=False)
+    # the models differ from the database in a few ways
+    sa.Table("gone", db.metadata, sa.Column("id", sa.Integer, primary_key=True))
+    db.metadata.remove(db.metadata.tables["bare"])
+    sa.Table("new_table", db.metadata, sa.Column("id", sa.Integer, primary_key=True))
+    db.metadata.tables["kv"].append_column(sa.Column("added", sa.Integer))
+    child = db.metadata.tables["child"]
+    child.indexes.discard(next(ix for ix in child.indexes if ix.name == "ix_child_partial"))
+    sa.Index("ix_refs_gone", db.metadata.tables["refs"].c.gone_id)
+    runner = app.test_cli_runner()
+    invoke(runner, "db", "init")
+
+    def outcome() -> tuple[list[str], str, str, int]:
+        with app.app_context(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", sa.exc.SAWarning)
+            config = runner_module.get_config(str(migrations))
+            diffs = runner_module.autogenerate_diffs(config, runner_module.load_scripts(config))
+            check = runner.invoke(args=["db", "check"])
+            sent = statements_of(lambda: invoke(runner, "db", "migrate", "-m", "diffs"))
+        (written,) = (migrations / "versions").glob("*.py")
+        source = written.read_text()
+        written.unlink()
+        body = source[source.index("def upgrade"):]
+        return [repr(d) for d in diffs], check.output, body, len(sent)
+
+    ours = outcome()
+    monkeypatch.setattr(_speedups, "bulk_sqlite_reflection", lambda connection: None)
+    theirs = outcome()
+    with app.app_context():
+        db.engine.dispose()
+    assert ours[:3] == theirs[:3]
+    assert len(ours[0]) >= 5 and "New upgrade operations detected" in ours[1]
+    assert ours[3] < theirs[3]

@@ -34,7 +34,13 @@ whole exposure:
   while our runs execute (see :mod:`._speedups`); and that Alembic reads
   ``impl.autogen_column_reflect`` from the impl instance
   (``DefaultImpl._compat_autogen_column_reflect()``, ``BatchOperationsImpl``),
-  which lets :mod:`._speedups` replace it for one run.
+  which lets :mod:`._speedups` replace it for one run;
+* SQLAlchemy's ``SQLiteDialect._get_table_pragma(connection, pragma, name,
+  schema)`` and ``_get_table_sql(connection, name, schema, **kw)``: every
+  query of SQLite reflection goes through them, and :mod:`._speedups`
+  answers them from bulk queries in autogenerate runs (only when the
+  dialect's class has SQLAlchemy's own; a renamed one is simply not
+  replaced: reflection then runs as before).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Two slow paths of Alembic, made fast while one of our runs executes.
+"""Three slow paths of Alembic, made fast while one of our runs executes.
 
-Both hooks change how much Alembic asks the database, never what it does with
-the answers, and both are scoped to the runs of :class:`.runner.Run`: an
+The hooks change how much Alembic asks the database, never what it does with
+the answers, and all are scoped to the runs of :class:`.runner.Run`: an
 application that merely imports ``flask_migrate``, or runs Alembic itself,
 sees Alembic unchanged.
 
@@ -49,11 +49,47 @@ changes), and answers each column from it with Alembic's semantics:
   table's, a name with a quote in it) or a sequence with more than one owner
   row is handed to Alembic's own method, which then runs its own query.
 
+**SQLite autogenerate reflects from bulk queries.** SQLAlchemy's SQLite
+dialect reflects a table with some ten statements (``PRAGMA
+main.table_xinfo``, then ``PRAGMA temp.*`` whenever main has no row,
+``index_list``, ``index_info`` per index, ``foreign_key_list``, the table's SQL
+from ``sqlite_master`` three times, ``has_table`` when it has no index): 5,003
+statements for a ``flask db check`` at 500 tables. In autogenerate runs
+(``check``, ``migrate``/``revision --autogenerate``, the models check of
+``verify``), :func:`attach` replaces ``_get_table_pragma()`` and
+``_get_table_sql()`` on the dialect object of the run's connection by methods
+that answer from five queries run once, when first asked for: ``sqlite_master``
+and ``sqlite_temp_master``, and the table-valued functions
+``pragma_table_xinfo``, ``pragma_index_list``, ``pragma_index_info`` and
+``pragma_foreign_key_list`` joined to them (``table_info`` is ``table_xinfo``
+without the generated columns, numbered as SQLite numbers them). The answers
+are what the dialect's methods return, in SQLite's lookup rules:
+
+* names are matched as SQLite matches them, ignoring the case of ASCII
+  letters only; main is asked first, then temp, as the dialect does;
+* rows are tuples in the pragma's column order (the dialect's rows are
+  ``Row`` objects; it reads them by position only);
+* anything the bulk data cannot answer exactly goes to the dialect's own
+  method: other schemas (attached databases), views, virtual tables,
+  SQLite's own ``sqlite_*`` tables, a ``table_xinfo`` of a name that is no
+  table (SQLite answers for eponymous virtual tables such as ``json_each``),
+  ``index_info`` of a table's name, a missing table (the dialect raises);
+* a statement on the connection other than ``SELECT`` or ``PRAGMA`` (DDL) makes
+  the next question fetch the data anew; a bulk query that fails leaves every
+  question to the dialect.
+
+The query for a partial index's predicate remains, one per partial index. The
+dialect object is shared by the application's engine: the replacements answer
+only for the run's connection and delegate for any other, and the dialect's
+own methods are restored when the last run using it ends. Upgrades and
+downgrades keep the dialect's methods (batch mode reflects after DDL).
+
 Private names relied upon (see :mod:`._alembic`): the class
 ``alembic.operations.batch.BatchOperationsImpl`` and its ``reflect_kwargs``
 attribute; that Alembic reads ``impl.autogen_column_reflect`` from the
 instance (``DefaultImpl._compat_autogen_column_reflect()`` and
-``BatchOperationsImpl.__init__``). SQLAlchemy names used are public:
+``BatchOperationsImpl.__init__``). SQLAlchemy's ``SQLiteDialect._get_table_pragma()`` and
+``_get_table_sql()``. Other SQLAlchemy names used are public:
 ``Table(resolve_fks=...)``, ``Inspector.info_cache`` and ``Inspector.bind``.
 """
 
@@ -462,8 +498,11 @@ def bulk_sqlite_reflection(connection: sa.Connection) -> t.Callable[[], None] | 
     if (
         not isinstance(dialect, SQLiteDialect)
         or (dialect.server_version_info or (0,)) < (3, 31)
-        or any(getattr(type(dialect), name) is not getattr(SQLiteDialect, name)
-               for name in _DialectHook.NAMES)
+        or any(
+            getattr(SQLiteDialect, name, None) is None
+            or getattr(type(dialect), name, None) is not getattr(SQLiteDialect, name)
+            for name in _DialectHook.NAMES
+        )
     ):
         return None
     bulk = _BulkReflection(connection)
