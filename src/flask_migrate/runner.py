@@ -29,6 +29,7 @@ import configparser
 import contextlib
 import datetime as dt
 import functools
+import gc
 import inspect
 import logging
 import os
@@ -344,6 +345,7 @@ class Run:
             if mutating:
                 stack.enter_context(atomic_sqlite())
             stack.enter_context(_speedups.batch_reflection())
+            stack.enter_context(_frozen_heap())
             stack.enter_context(migrate_state.run_configure_args())
             env = environment(self, self.config, self.script, fn=self._fn, **self.env_kwargs)
             try:
@@ -817,6 +819,28 @@ def environment(run: Run, *args: t.Any, **kwargs: t.Any) -> EnvironmentContext:
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _frozen_heap() -> t.Iterator[None]:
+    """Keep the garbage collector off what exists before the run (``gc.freeze()``).
+
+    NOTE: a run allocates millions of short-lived objects (SQL constructs,
+    revision modules), which set off full collections of everything the
+    process holds: the application's models, its modules, all of SQLAlchemy.
+    With a large application that is a large share of a run (measured: ~20%
+    of a 1,000-revision SQLite upgrade whose app has 1,000 models). Objects
+    made during the run are collected as usual. Left alone when something
+    else (a pre-forking server, say) has frozen objects already.
+    """
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def ddl_timeout(options: locking.LockOptions) -> float:
