@@ -6,7 +6,8 @@
   first use with the *same* versions of Flask, Flask-SQLAlchemy, SQLAlchemy,
   Alembic, Mako and click as our venv, so that only Flask-Migrate differs.
 * :func:`run` runs one command as a fresh process and returns its wall time,
-  CPU time and peak RSS (from ``wait4``, the kernel's own accounting).
+  CPU time and peak RSS (from ``wait4``, the kernel's own accounting), taken by
+  a small launcher process so that the RSS is the command's own.
 """
 
 from __future__ import annotations
@@ -121,6 +122,25 @@ class Sample:
     stderr: str
 
 
+# A small process that starts the measured command and reports its wait4()
+# figures. NOTE: on Linux a child's ru_maxrss is at least its parent's RSS at
+# the fork (the exec records the high-water mark of the memory it replaces),
+# so a command started straight from a benchmark script holding ~100 MB would
+# show that instead of its own peak; started from this launcher (``-S``, a few
+# MB) it shows its own.
+LAUNCHER = """\
+import json, os, sys, time
+t0 = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+with open(sys.argv[1], "w") as f:
+    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+               "maxrss_kb": usage.ru_maxrss,
+               "returncode": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
 def run(
     argv: list[str],
     *,
@@ -128,21 +148,23 @@ def run(
     env: dict[str, str] | None = None,
     check: bool = True,
 ) -> Sample:
-    """Run ``argv`` as a fresh process; measure it from outside."""
-    start = time.perf_counter()
+    """Run ``argv`` as a fresh process; measure it from outside (wall time, CPU
+    time and peak RSS from ``wait4``, taken by a small launcher process)."""
+    import tempfile
+    import threading
+
+    fd, figures = tempfile.mkstemp(prefix="fm-bench-", suffix=".json")
+    os.close(fd)
     proc = subprocess.Popen(
-        argv,
+        [sys.executable, "-S", "-c", LAUNCHER, figures, *argv],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    # communicate() would reap the child itself; read the pipes, then wait4().
-    # NOTE: both at once: a child that fills one pipe while we wait on the
-    # other would block for ever (1000 revisions log ~100 KB on stderr).
-    import threading
-
+    # NOTE: read both pipes at once: a child that fills one pipe while we wait
+    # on the other would block for ever (1000 revisions log ~100 KB on stderr).
     chunks: dict[str, str] = {}
 
     def drain(name: str, pipe: t.Any) -> None:
@@ -153,18 +175,18 @@ def run(
     drain("out", proc.stdout)
     reader.join()
     out, err = chunks["out"], chunks["err"]
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.stdout:
-        proc.stdout.close()
-    if proc.stderr:
-        proc.stderr.close()
+    launcher_status = proc.wait()
+    try:
+        measured = json.loads(Path(figures).read_text() or "{}")
+    finally:
+        os.unlink(figures)
+    if launcher_status != 0 or not measured:
+        raise RuntimeError(f"could not run {' '.join(argv)}:\n{err[-3000:]}")
     sample = Sample(
-        wall=wall,
-        cpu=usage.ru_utime + usage.ru_stime,
-        maxrss_kb=usage.ru_maxrss,
-        returncode=proc.returncode,
+        wall=float(measured["wall"]),
+        cpu=float(measured["cpu"]),
+        maxrss_kb=int(measured["maxrss_kb"]),
+        returncode=int(measured["returncode"]),
         stdout=out,
         stderr=err,
     )

@@ -867,33 +867,30 @@ class Report:
             self.add("")
         return "\n".join(self.lines) + "\n"
 
-    def upgrade_rows(self, backend: str, n: int, net: bool) -> tuple[list[list[str]], float]:
+    def upgrade_rows(self, backend: str, n: int) -> tuple[list[list[str]], float]:
+        """Rows of the upgrade at size ``n``: whole process, net of the app's
+        start-up, net ratio to the original; and the raw-SQL replays."""
         sc = f"upgrade/{backend}/{n}"
-        hello = {pkg: self.stat(sc, f"hello-{pkg}").med for pkg in PACKAGES} if net else {}
-        rows, meds = [], {}
-        for key, pkg in (("ours", "ours"), ("ours-tpm", "ours"), ("original", "original")):
-            st = self.stat(sc, key)
-            if not st.values:
-                continue
-            meds[key] = st.med - hello.get(pkg, 0.0)
-            rows.append([key, st.cell(), fx(meds[key]) if net else "",
-                         fx(meds[key] / meds["original"]) if "original" in meds else ""])
-        # ratios need the original's figure, which comes last: fill them in now
-        for row in rows:
-            row[3] = fx(meds[row[0]] / meds["original"]) if "original" in meds else "n/a"
+        hello = {pkg: self.stat(sc, f"hello-{pkg}").med for pkg in PACKAGES}
+        variants = [(key, pkg) for key, pkg in (("ours", "ours"), ("ours-tpm", "ours"),
+                                                ("original", "original"))
+                    if self.stat(sc, key).values]
+        net = {key: self.stat(sc, key).med - hello[pkg] for key, pkg in variants}
+        original = net.get("original", math.nan)
+        rows = [[key, self.stat(sc, key).cell(), fx(net[key]), fx(net[key] / original)]
+                for key, _ in variants]
         for mode, label in (("one", "raw SQL, one transaction"),
                             ("each", "raw SQL, a transaction per revision")):
             samples = self.rec.samples.get(sc, {}).get(f"raw-{mode}", [])
             inproc = Stat([inprocess(x) for x in samples])
             rows.append([label, self.stat(sc, f"raw-{mode}").cell(),
-                         f"{fx(inproc.med)} in-process" if net else "", ""])
-        ratio_value = meds.get("ours", math.nan) / meds.get("original", math.nan)
-        return rows, ratio_value
+                         f"{fx(inproc.med)} in-process", ""])
+        return rows, net.get("ours", math.nan) / original
 
     def target1(self) -> None:
         n = self.s.revisions
         self.add(f"## 1. SQLite, {n} revisions, empty -> head, net of start-up", "")
-        rows, value = self.upgrade_rows("sqlite", n, net=True)
+        rows, value = self.upgrade_rows("sqlite", n)
         sc = f"upgrade/sqlite/{n}"
         for pkg in PACKAGES:
             rows.append([f"app start-up (`flask hello`), {pkg}",
@@ -910,7 +907,7 @@ class Report:
             if backend not in self.bench.dbs:
                 self.add(f"{backend}: skipped ({self.context['servers'].get(backend)})", "")
                 continue
-            rows, _ = self.upgrade_rows(backend, n, net=True)
+            rows, _ = self.upgrade_rows(backend, n)
             sc = f"upgrade/{backend}/{n}"
             whole = self.stat(sc, "ours").med / self.stat(sc, "original").med
             self.add(f"**{backend}**", "")
