@@ -445,7 +445,6 @@ class Case:
     env: dict[str, str] | None = None
     prepare: Callable[[], object] | None = None
     cleanup: Callable[[], None] | None = None
-    check: bool = True
 
 
 class Recorder:
@@ -463,19 +462,15 @@ class Recorder:
             for case in list(cases[shift:]) + list(cases[:shift]):
                 if case.prepare:
                     case.prepare()
-                sample = run(case.argv, cwd=case.cwd, env=case.env, check=case.check)
+                sample = run(case.argv, cwd=case.cwd, env=case.env)
                 if case.cleanup:
                     case.cleanup()
                 if r >= 0:
                     store.setdefault(case.key, []).append(sample)
-            progress(f"scenario {scenario}: round {r + 1}/{rounds}")
+            progress(f"scenario {scenario}: " + (f"round {r + 1}/{rounds}" if r >= 0 else "warm-up"))
 
     def walls(self, scenario: str, key: str) -> list[float]:
         return [s.wall for s in self.samples.get(scenario, {}).get(key, [])]
-
-    def med(self, scenario: str, key: str) -> float:
-        values = self.walls(scenario, key)
-        return statistics.median(values) if values else math.nan
 
 
 def progress(message: str) -> None:
