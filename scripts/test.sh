@@ -5,6 +5,11 @@
 # FLASK_MIGRATE_TEST_POSTGRESQL_URL / FLASK_MIGRATE_TEST_MYSQL_URL); with
 # CI=true they are required. Extra arguments go to pytest.
 #
+# pytest runs in PYTEST_WORKERS worker processes (pytest-xdist; default 2, 0
+# runs in one process): most tests wait on `flask` subprocesses and database
+# servers. Tests marked xdist_group("heavy") (races of many processes) run one
+# after the other on one worker (--dist loadgroup); see tests/conftest.py.
+#
 # Two more venvs are built (and rebuilt when their pins change):
 # - .venv-original holds the original Flask-Migrate 4.1.0 with the same Flask,
 #   Flask-SQLAlchemy, SQLAlchemy and Alembic as .venv, for the two-way drop-in
@@ -48,13 +53,14 @@ oldest=$root/.venv-oldest
 # keyed on pyproject.toml too: a change of entry points reinstalls the package
 # shellcheck disable=SC2046
 make_venv "$oldest" "$(sha1sum pyproject.toml | cut -c1-12)" \
-    -e ".[postgresql,mysql,async]" $("$venv/bin/python" scripts/pins.py floors) pytest
+    -e ".[postgresql,mysql,async]" $("$venv/bin/python" scripts/pins.py floors) pytest pytest-xdist
 
 echo "== mypy"
 "$venv/bin/mypy"
 echo "== docs"
 "$venv/bin/sphinx-build" -W --keep-going -q -b html docs docs/_build/html
-echo "== pytest"
-PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest "$@"
+workers=${PYTEST_WORKERS:-2}
+echo "== pytest ($workers workers)"
+PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest -n "$workers" --dist loadgroup "$@"
 echo "== pytest -m smoke, on the oldest supported versions ($oldest)"
-PATH="$oldest/bin:$PATH" "$oldest/bin/python" -m pytest -m smoke -q
+PATH="$oldest/bin:$PATH" "$oldest/bin/python" -m pytest -m smoke -q -n "$workers" --dist loadgroup

@@ -4,6 +4,18 @@ SQLite always runs. PostgreSQL and MariaDB run when their servers answer
 (URLs from ``FLASK_MIGRATE_TEST_POSTGRESQL_URL`` and
 ``FLASK_MIGRATE_TEST_MYSQL_URL``); when one does not, its tests are skipped
 with the reason, except under ``CI=true``, where that is a failure.
+
+``scripts/test.sh`` runs the tests in 2 worker processes (pytest-xdist,
+``-n 2 --dist loadgroup``; ``PYTEST_WORKERS`` changes the number, 0 runs them
+in one process), so tests must not share anything outside their own
+``tmp_path`` and uniquely named databases: no fixed file or folder, no
+server-wide lock or count that another test could touch (the migration lock
+is per database; filter ``pg_locks``, ``pg_stat_activity`` and the process
+list by the test's own database), no change to this process's environment
+or working directory that outlives the test (``monkeypatch``). Tests that
+start many processes at once (the races of ``test_concurrency.py``, the
+SIGKILL trials) carry ``@pytest.mark.xdist_group("heavy")``: they run one
+after the other on one worker, while the other worker runs the rest.
 """
 
 from __future__ import annotations

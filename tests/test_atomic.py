@@ -935,6 +935,7 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
+@pytest.mark.xdist_group("heavy")  # 2 trials at a time: see tests/conftest.py
 @pytest.mark.parametrize("mode", list(MODES), indirect=True)
 @on_transactional_backends
 def test_sigkill_never_leaves_half_a_revision(

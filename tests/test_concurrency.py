@@ -49,6 +49,9 @@ from conftest import Database, DatabaseFactory, create_app, run_flask, write_app
 from flask_migrate import locking
 from test_templates import write_original_style_folder
 
+# races of 8 processes: one at a time, on one pytest worker (see tests/conftest.py)
+pytestmark = pytest.mark.xdist_group("heavy")
+
 REVISIONS = [f"c{i:02d}" for i in range(1, 21)]
 HEAD = REVISIONS[-1]
 HALF = REVISIONS[9]  # c10

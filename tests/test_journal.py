@@ -814,6 +814,7 @@ def where_killed(log: Path, status: int) -> str:
     return "inside a revision's upgrade()" if what == "start" else "after a revision's upgrade()"
 
 
+@pytest.mark.xdist_group("heavy")  # 2 trials at a time: see tests/conftest.py
 @pytest.mark.parametrize("mode", list(MODES), indirect=True)
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 def test_sigkill_on_mariadb_never_leaves_a_silent_half_applied_revision(
