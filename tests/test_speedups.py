@@ -706,3 +706,67 @@ def test_sqlite_check_and_migrate_find_the_same_diffs(
     assert ours[:3] == theirs[:3]
     assert len(ours[0]) >= 5 and "New upgrade operations detected" in ours[1]
     assert ours[3] < theirs[3]
+
+
+# -- the version table's UPDATE ---------------------------------------------------------
+
+
+def test_version_updates_are_bound_and_right(database: Database, tmp_path: Path) -> None:
+    """Branches, a merge, downgrades: the version table is right, the UPDATEs are parameterised."""
+    from flask_migrate import operations
+
+    migrations = tmp_path / "migrations"
+    app, db, _ = create_app(database.url, migrations, models="none")
+    sent: list[tuple[str, object]] = []
+
+    def seen(conn: object, cursor: object, statement: str, params: object, *args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE ALEMBIC_VERSION"):
+            sent.append((statement, params))
+
+    with app.app_context():
+        operations.init()
+        versions = migrations / "versions"
+        write_revision(versions, "a1", None)
+        write_revision(versions, "b1", "a1")
+        write_revision(versions, "c1", "b1")
+        write_revision(versions, "b2", "a1")
+        write_revision(versions, "m1", ("b2", "c1"))  # type: ignore[arg-type]
+        sa.event.listen(sa.Engine, "before_cursor_execute", seen)
+        try:
+            operations.upgrade(revision="c1")
+            assert database.versions() == {"c1"}
+            operations.upgrade(revision="b2")
+            assert database.versions() == {"c1", "b2"}
+            operations.upgrade()
+            assert database.versions() == {"m1"}
+            operations.downgrade(revision="b1")
+            assert database.versions() == {"b1", "b2"}
+            operations.downgrade(revision="base")
+            assert database.versions() == set()
+            operations.stamp(revision="c1")
+            assert database.versions() == {"c1"}
+        finally:
+            sa.event.remove(sa.Engine, "before_cursor_execute", seen)
+        db.engine.dispose()
+    assert len(sent) >= 4
+    for statement, params in sent:
+        assert "'" not in statement, statement  # no literal ids: bound parameters
+        values = params.values() if isinstance(params, dict) else params
+        assert {"c1", "b1"} & set(values) or len(set(values)) == 2  # type: ignore[arg-type]
+
+
+def test_version_updates_keep_literals_in_sql_output(tmp_path: Path) -> None:
+    from flask_migrate import operations
+
+    migrations = tmp_path / "migrations"
+    app, db, _ = create_app(f"sqlite:///{tmp_path / 'app.db'}", migrations, models="none")
+    with app.app_context():
+        operations.init()
+        versions = migrations / "versions"
+        write_revision(versions, "a1", None)
+        write_revision(versions, "b1", "a1")
+        runner_ = app.test_cli_runner()
+        result = runner_.invoke(args=["db", "upgrade", "--sql"])
+        db.engine.dispose()
+    assert result.exit_code == 0, result.output
+    assert "UPDATE alembic_version SET version_num='b1' WHERE alembic_version.version_num = 'a1'" in result.output

@@ -27,6 +27,9 @@ whole exposure:
   ``nextrev``: the edges of the revision graph, for walks that Alembic's
   ``iterate_revisions()`` and ``get_all_current()`` do in quadratic time
   (half a million steps for ``current`` at 1,000 revisions);
+* ``MigrationContext._version`` and ``DefaultImpl._exec()``: the version
+  table Alembic writes, and where it sends the UPDATE that records each
+  step (see :mod:`._speedups`);
 * ``Script._db_current_indicator``: what Alembic's own ``cmd_format`` reads to
   print "(current)" in ``history``;
 * ``alembic.operations.batch.BatchOperationsImpl`` and its ``reflect_kwargs``:
@@ -145,3 +148,8 @@ def all_current(script: ScriptDirectory, heads: t.Iterable[str]) -> set[Script]:
         members[sc.revision] = sc
         todo.extend(down for down in sc._normalized_down_revisions if down not in members)
     return {sc for sc in members.values() if not (members.keys() & sc.nextrev)}
+
+
+def version_table_of(context: t.Any) -> t.Any:
+    """The version table (an ``sa.Table``) that Alembic writes for ``context``."""
+    return getattr(context, "_version", None)
