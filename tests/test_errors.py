@@ -101,7 +101,8 @@ def folder_state(path: Path) -> dict[str, str]:
     return {
         str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(path.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
+        # caches (Python's, and the revision cache) are not state
+        if p.is_file() and not {"__pycache__", ".flask-migrate-cache"} & set(p.parts)
     }
 
 

@@ -1,6 +1,6 @@
 """The revision-graph cache (``flask_migrate.revision_cache``): fast, and never stale.
 
-Commands learn the history from a JSON file in ``versions/__pycache__``
+Commands learn the history from a JSON file in ``migrations/.flask-migrate-cache``
 instead of importing every revision file. These tests check that what they
 learn is always what importing the files would give: after edits of every
 kind (same size, same modification time, within a clock tick of the cache's

@@ -307,7 +307,8 @@ def model_history(project: Project) -> None:
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not {"__pycache__", ".flask-migrate-cache"} & set(p.parts)
     }
 
 
