@@ -361,22 +361,33 @@ def recent_steps(conn: Connection, table: sa.Table, limit: int = 10) -> list[Jou
     return _entries(rows)
 
 
-def applied_checksums(conn: Connection, table: sa.Table) -> dict[str, JournalEntry]:
-    """For each revision, the entry of its latest upgrade (or baseline)."""
+@dataclass(frozen=True)
+class AppliedFile:
+    """The file a revision was last applied from: its checksum and name."""
+
+    revision: str
+    checksum: str | None
+    filename: str | None
+
+
+def applied_checksums(conn: Connection, table: sa.Table) -> dict[str, AppliedFile]:
+    """For each revision, the file of its latest upgrade (or baseline).
+
+    NOTE: three columns only: a no-op ``upgrade`` reads this for every
+    revision ever applied, and whole rows (timestamps parsed, on SQLite) cost
+    several times as much.
+    """
     rows = conn.execute(
-        sa.select(table)
+        sa.select(table.c.revision, table.c.checksum, table.c.filename)
         .where(
             table.c.kind.in_(("step", "baseline")),
             table.c.state.in_((APPLIED, DONE)),
             sa.or_(table.c.direction == "upgrade", table.c.kind == "baseline"),
+            table.c.revision.is_not(None),
         )
         .order_by(table.c.id)
     )
-    latest: dict[str, JournalEntry] = {}
-    for entry in _entries(rows):
-        if entry.revision is not None:
-            latest[entry.revision] = entry
-    return latest
+    return {rev: AppliedFile(rev, checksum, filename) for rev, checksum, filename in rows}
 
 
 # -- applied files that changed since ---------------------------------------------
@@ -400,7 +411,7 @@ def changed_files(
     script: ScriptDirectory,
     current: tuple[str, ...],
     unknown: list[str],
-    applied: dict[str, JournalEntry],
+    applied: dict[str, AppliedFile],
 ) -> list[ChangedFile]:
     """Applied revisions whose file was edited, deleted or renamed since."""
     from alembic.util import CommandError

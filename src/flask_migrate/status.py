@@ -178,7 +178,7 @@ def _collect_one(
     has_journal = journal_table.name in tables
     entries: list[journal.JournalEntry] = []
     unfinished: list[journal.JournalEntry] = []
-    applied: dict[str, journal.JournalEntry] = {}
+    applied: dict[str, journal.AppliedFile] = {}
     if has_journal:
         entries = journal.recent_steps(conn, journal_table, recent)
         unfinished = journal.unfinished(conn, journal_table)
