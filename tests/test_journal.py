@@ -505,7 +505,12 @@ def test_each_step_is_printed_with_its_duration_as_it_finishes(project: Project)
         assert proc.stdout is not None
         first = proc.stdout.readline()
         still_running = proc.poll() is None  # a4 is still sleeping: the line came as a1 finished
-        out, err = proc.communicate(timeout=60)
+        # NOTE: not communicate(): it reads the pipe's file descriptor and
+        # would miss what readline() buffered beyond the first line
+        out = proc.stdout.read()
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -5,10 +5,7 @@
 * with ``transaction_per_migration=True``, one INSERT per revision, in the
   revision's own transaction;
 * on MariaDB (DDL commits by itself) each step's row says "running" before the
-  step's DDL and is marked finished with the version table; the next step's
-  row is written ahead, with that commit, so that it costs no commit of its
-  own; a row written ahead for a step that never started is resolved when the
-  run stops;
+  step's DDL (which commits it) and is marked finished with the version table;
 * a step that leaves its transaction (``autocommit_block()``) gets its row,
   and the earlier steps theirs, committed before it does.
 
@@ -17,7 +14,6 @@ Statements are counted with SQLAlchemy's ``before_cursor_execute`` event.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,49 +106,6 @@ def test_step_rows_cost_no_round_trip_per_revision(
         assert seen.sent.count(("INSERT", True)) == 1
         assert seen.count("INSERT") == 2
         assert seen.count("UPDATE") == 1
-
-
-class _StopBefore(logging.Filter):
-    """Interrupts the run where Alembic announces ``revision`` (between two steps)."""
-
-    def __init__(self, revision: str) -> None:
-        super().__init__()
-        self.revision = revision
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if f"-> {self.revision}" in record.getMessage():
-            raise KeyboardInterrupt
-        return True
-
-
-@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
-def test_a_row_written_ahead_for_a_step_that_never_ran_is_resolved(
-    project: tuple[Database, Path, Path],
-) -> None:
-    database, migrations, _ = project
-    app, db, _ = create_app(database.url, migrations, models="none")
-    with app.app_context():
-        operations.init()
-        revs = _history(migrations / "versions", 3)
-        logger = logging.getLogger("alembic.runtime.migration")
-        stop = _StopBefore(revs[2])
-        logger.addFilter(stop)
-        level = logger.level
-        logger.setLevel(logging.INFO)
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                operations.upgrade()
-        finally:
-            logger.removeFilter(stop)
-            logger.setLevel(level)
-        assert database.versions() == {revs[1]}
-        rows = _rows(database)
-        assert ("step", revs[2], "resolved") in [(k, r, s) for k, r, s, _ in rows]
-        # the next run does not take it for a half-applied revision
-        steps = operations.upgrade()
-        db.engine.dispose()
-    assert [s.revision for s in steps] == [revs[2]]
-    assert database.versions() == {revs[2]}
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

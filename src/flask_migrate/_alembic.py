@@ -62,7 +62,12 @@ def load_revisions(script: ScriptDirectory) -> t.Iterator[Script]:
 def list_revision_files(script: ScriptDirectory, versions: Path) -> list[Path]:
     from alembic.script import Script
 
-    return list(Script._list_py_dir(script, versions))
+    # NOTE: Alembic before 1.10 lists file names (in os.listdir() order), later
+    # versions paths under ``versions`` (sorted, recursive when configured)
+    return [
+        found if isinstance(found, Path) else versions / found
+        for found in Script._list_py_dir(script, versions)
+    ]
 
 
 def script_from_path(script: ScriptDirectory, path: Path) -> Script | None:

@@ -273,10 +273,7 @@ class Target:
     started: collections.deque[_Running] = field(default_factory=collections.deque)
     #: Journal rows of finished steps, not yet written (see :meth:`Run._flush`).
     pending: list[dict[str, t.Any]] = field(default_factory=list)
-    #: The steps Alembic will run next on this connection.
-    upcoming: collections.deque[t.Any] = field(default_factory=collections.deque)
-    #: (step, row id, row) of the next step's "running" row, written ahead of it.
-    written_ahead: tuple[t.Any, int, dict[str, t.Any]] | None = None
+
     #: The revision of the step that runs (or ran last), and whether it left
     #: its transaction (``autocommit_block()``): then it must not run twice.
     step_revision: str | None = None
@@ -629,12 +626,6 @@ class Run:
                         run.record_failure(conn, _error_text(error), target.started_at)
                     elif state_now == journal.RUNNING:
                         run.finish(conn, _error_text(error))
-                    if target.written_ahead is not None:
-                        # the next step's row was written ahead, and the step never started
-                        journal.mark(
-                            conn, run.table, [target.written_ahead[1]], journal.RESOLVED,
-                            f"never started: run {run.run_id} stopped before it",
-                        )
                     conn.commit()
             except Exception as exc:  # noqa: BLE001 - never hide the command's own outcome
                 log.warning("Could not record the end of this run in %s: %s", target.database, exc)
@@ -653,7 +644,6 @@ class Run:
             return steps
         for step in steps:
             step.migration_fn = self._timed(step, target)
-        target.upcoming = collections.deque(steps)
         return steps
 
     def _step_row(self, target: Target, step: t.Any) -> dict[str, t.Any]:
@@ -674,24 +664,19 @@ class Run:
         @functools.wraps(run)  # Alembic names the step after the function
         def timed(*args: t.Any, **kw: t.Any) -> t.Any:
             running = _Running(time.perf_counter())
-            while target.upcoming and target.upcoming[0] is not step:
-                target.upcoming.popleft()
-            if target.upcoming:
-                target.upcoming.popleft()
             if target.journal is not None and target.connection is not None:
-                ahead, target.written_ahead = target.written_ahead, None
-                if ahead is not None and ahead[0] is step:
-                    running.step_id, running.row = ahead[1], ahead[2]
-                else:
-                    running.row = self._step_row(target, step)
-                    if not target.transactional:
-                        # DDL commits by itself here: the row must say
-                        # "running" before the step's first statement, so
-                        # that a crash in the middle leaves a trace (see
-                        # journal.InterruptedRevision)
-                        running.step_id = journal.start_step(
-                            target.connection, target.journal.table, running.row
-                        )
+                running.row = self._step_row(target, step)
+                if not target.transactional:
+                    # NOTE: DDL commits by itself here, and commits this row
+                    # with it: a step that fails or dies after its first DDL
+                    # statement leaves it "running" (see
+                    # journal.InterruptedRevision), one that fails before
+                    # rolls it back. (Written ahead, with the previous step's
+                    # commit, it would save that commit but lose the
+                    # distinction.)
+                    running.step_id = journal.start_step(
+                        target.connection, target.journal.table, running.row
+                    )
             target.step_revision = getattr(getattr(step, "revision", None), "revision", None)
             target.autocommitted = False
             target.started.append(running)
@@ -739,18 +724,6 @@ class Run:
                 ms = int(duration * 1000)
                 if running.step_id is not None:
                     journal.finish_step(ctx.connection, target.journal.table, running.step_id, ms)
-                    if target.upcoming and not target.transactional:
-                        # NOTE: the next step's "running" row goes in now, to
-                        # commit with this step's version-table update: written
-                        # before the next step's DDL, it would cost a commit
-                        # (a disk flush) of its own, there committed by that
-                        # DDL. Only a process killed in between, before the next
-                        # step starts, leaves a row that is "running" too early:
-                        # the next run then asks for a check it did not need.
-                        upcoming = target.upcoming[0]
-                        row = self._step_row(target, upcoming)
-                        step_id = journal.start_step(ctx.connection, target.journal.table, row)
-                        target.written_ahead = (upcoming, step_id, row)
                 else:
                     # written with the step's transaction: at the end of the
                     # run where the run is one transaction, else now
