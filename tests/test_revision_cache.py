@@ -285,3 +285,32 @@ def test_graph_walks_agree_with_alembic(seed: int) -> None:
         assert {r.revision for r in _alembic.all_current(script, heads)} == expected
         expected_below = {r.revision for r in revision_map.iterate_revisions(heads[0], "base")}
         assert _alembic.ancestors(script, heads[:1]) == expected_below
+
+
+def test_recent_files_are_checked_by_content_until_the_cache_settles(
+    project: tuple[Flask, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files written just before the cache are read until a later write makes them safe."""
+    from flask_migrate import journal
+
+    app, versions = project
+    monkeypatch.setattr(revision_cache, "RACY_WINDOW_NS", 400_000_000)
+    read: list[str] = []
+    checksum = journal.file_checksum
+
+    def counting(path: str | os.PathLike[str]) -> str:
+        read.append(os.path.basename(path))
+        return checksum(path)
+
+    monkeypatch.setattr(journal, "file_checksum", counting)
+    _heads(app)  # the files are new: imported, cache written
+    read.clear()
+    _heads(app)  # within the window of their modification: read again
+    assert sorted(read) == ["a1_step.py", "b2_step.py", "c3_step.py"]
+    time.sleep(0.5)  # the files are now older than the window
+    read.clear()
+    _heads(app)  # read a last time, and the cache is rewritten
+    assert len(read) == 3
+    read.clear()
+    _heads(app)
+    assert read == [] and _imports(versions) == ["a1", "b2", "c3"]

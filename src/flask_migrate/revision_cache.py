@@ -153,7 +153,8 @@ class _Cache:
         self.entries: dict[str, dict[str, t.Any]] = {}
         self.written_ns = 0
         self.dirty = False
-        self.racy = False
+        #: Whether a racy entry checked by content would be safe in a cache written now.
+        self.settled = False
         try:
             with open(self.path, "rb") as f:
                 self.written_ns = os.fstat(f.fileno()).st_mtime_ns
@@ -180,7 +181,9 @@ class _Cache:
 
             if file_checksum(path) != entry.get("checksum"):
                 return None
-            self.racy = True
+            if max(st.st_mtime_ns, st.st_ctime_ns) + RACY_WINDOW_NS < time.time_ns():
+                # no longer recent: a cache written now makes the entry safe
+                self.settled = True
         return entry
 
     def put(self, name: str, entry: dict[str, t.Any]) -> None:
@@ -191,9 +194,7 @@ class _Cache:
         gone = set(self.entries) - seen
         for name in gone:
             del self.entries[name]
-        # racy entries become safe once the cache is written well after them
-        settled = self.racy and time.time_ns() - self.written_ns > 2 * RACY_WINDOW_NS
-        if not (self.dirty or gone or settled):
+        if not (self.dirty or gone or self.settled):
             return
         data = {"format": FORMAT, "alembic": _alembic_version(), "files": self.entries}
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
