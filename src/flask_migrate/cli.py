@@ -461,16 +461,16 @@ def migrate(
     if script is None:
         click.echo("No changes in schema detected.")
     elif not sql:
-        _warn_lint(directory, x_arg, script.revision)
+        _warn_lint(directory, x_arg, script)
 
 
-def _warn_lint(directory: str | None, x_arg: tuple[str, ...], revision: str) -> None:
+def _warn_lint(directory: str | None, x_arg: tuple[str, ...], script: t.Any) -> None:
     """Print what the linter finds in a revision just written, as warnings."""
     from . import operations
     from .errors import MigrateError
 
     try:
-        report = operations.lint(_dir(directory), f"{revision}:{revision}", x_arg=x_arg)
+        report = operations.lint(_dir(directory), x_arg=x_arg, scripts=[script])
     except MigrateError as exc:
         click.echo(f"Warning: the new revision was not linted: {exc}", err=True)
         return

@@ -757,6 +757,8 @@ def lint(
     revision_range: str | None = None,
     all_revisions: bool = False,
     x_arg: str | t.Sequence[str] | None = None,
+    *,
+    scripts: t.Sequence[Script] | None = None,
 ) -> LintReport:
     """Lint revision files for risky operations (see :mod:`flask_migrate.lint`).
 
@@ -771,10 +773,14 @@ def lint(
 
     from . import lint as linting
 
-    config = get_config(directory, x_arg=x_arg)
-    script = load_scripts(config)
     note = None
-    if all_revisions or revision_range:
+    if scripts is not None:
+        # the caller has the scripts (``migrate``, which lints what it just
+        # wrote): the history need not be loaded again
+        scripts = list(scripts)
+        scope = "range"
+    elif all_revisions or revision_range:
+        script = load_scripts(get_config(directory, x_arg=x_arg))
         base, _, head = (revision_range or ":").partition(":")
         if revision_range and not _:
             raise MigrateError(f"A revision range looks like 'start:end', not {revision_range!r}.")
@@ -782,6 +788,8 @@ def lint(
         scope = "range" if revision_range else "all"
     else:
         scope = "pending"
+        config = get_config(directory, x_arg=x_arg)
+        script = load_scripts(config)
         try:
             current = _current_heads(config, script)
         except (SQLAlchemyError, MigrateError) as exc:
