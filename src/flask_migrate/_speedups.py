@@ -1,4 +1,4 @@
-"""Four slow paths of Alembic, made fast while one of our runs executes.
+"""Slow paths of Alembic, made fast while one of our runs executes.
 
 The hooks change how much Alembic asks the database, never what it does with
 the answers, and all are scoped to the runs of :class:`.runner.Run`: an
@@ -93,7 +93,8 @@ compiled cache each time, evicting the application's statements).
 exactly that shape on the context's version table is sent as the same UPDATE
 with bound parameters, compiled once (and prepared by drivers that do so),
 with the same row count for Alembic's check. Anything else, and ``--sql``
-output, is left as it is.
+output, is left as it is. In a run that is one transaction the writes wait
+for its end instead (:class:`DeferredVersions`).
 
 Private names relied upon (see :mod:`._alembic`): the class
 ``alembic.operations.batch.BatchOperationsImpl`` and its ``reflect_kwargs``
@@ -180,12 +181,143 @@ def _bind_version_updates(context: MigrationContext) -> None:
     @functools.wraps(original)
     def _exec(construct: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
         if not args and not kwargs:
+            deferred = _deferred.get(context)
+            if deferred is not None:
+                done = deferred.take(construct)
+                if done is not None:
+                    return done
             ids = _update_ids(construct, version)
             if ids is not None:
                 return original(bound, params={"fm_from": ids[0], "fm_to": ids[1]})
         return original(construct, *args, **kwargs)
 
     setattr(impl, "_exec", _exec)  # noqa: B010 - an instance attribute, for this run only
+
+
+#: The contexts whose version-table writes wait for the end of the run.
+_deferred: weakref.WeakKeyDictionary[MigrationContext, DeferredVersions] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _Done:
+    """What Alembic's checks read from the result of a version-table write: one row."""
+
+    rowcount = 1
+
+
+class DeferredVersions:
+    """The version table of a run that is one transaction, written once, at its end.
+
+    Alembic writes the version table after every step (an UPDATE, or an
+    INSERT and DELETEs at branch points and merges): one round trip per
+    revision that nobody else can see, since the run commits as a whole.
+    While this object is attached (:func:`defer_version_writes`), those
+    writes, in exactly the shapes Alembic sends them, change only the
+    ``heads`` it keeps, and :meth:`flush` writes the difference (a DELETE
+    and an INSERT at most) before the run commits, or before a step leaves
+    the transaction (``autocommit_block()``). A write it cannot account for
+    exactly (any other statement on the version table, or one the table
+    would refuse, such as an UPDATE of a row it does not hold) flushes first
+    and ends the deferral: from then on Alembic's own statements run as sent.
+
+    What a migration reads from the version table during the run is the
+    state at the start of the run (or at the last flush); Alembic itself
+    keeps the heads in memory and never reads it back mid-run.
+    """
+
+    def __init__(self, context: MigrationContext, heads: t.Iterable[str]) -> None:
+        self.context = context
+        self.version: sa.Table = _alembic.version_table_of(context)
+        #: what the version table holds, and what it will hold
+        self.written = set(heads)
+        self.heads = set(self.written)
+        self.active = True
+
+    def take(self, construct: t.Any) -> _Done | None:
+        """Account for ``construct`` if it is Alembic's write of the version table."""
+        if not self.active or not isinstance(construct, (sa.Insert, sa.Update, sa.Delete)):
+            return None
+        if construct.table is not self.version:
+            return None
+        change = _version_change(construct, self.version)
+        if change is not None:
+            kind, old, new = change
+            if kind == "insert" and new is not None and new not in self.heads:
+                self.heads.add(new)
+                return _Done()
+            if kind == "delete" and old in self.heads:
+                self.heads.remove(old)
+                return _Done()
+            if kind == "update" and old in self.heads and new is not None and new not in self.heads:
+                self.heads.remove(old)
+                self.heads.add(new)
+                return _Done()
+        # anything else: the table as it should be, then the statement as sent
+        self.flush()
+        self.active = False
+        return None
+
+    def flush(self) -> None:
+        """Write the version table's rows as the steps so far left them."""
+        if self.heads == self.written:
+            return
+        connection = self.context.connection
+        assert connection is not None
+        gone = sorted(self.written - self.heads)
+        new = sorted(self.heads - self.written)
+        column = self.version.c.version_num
+        if gone:
+            connection.execute(self.version.delete().where(column.in_(gone)))
+        if new:
+            connection.execute(self.version.insert(), [{"version_num": rev} for rev in new])
+        self.written = set(self.heads)
+
+
+def defer_version_writes(context: MigrationContext, heads: t.Iterable[str]) -> DeferredVersions | None:
+    """Write ``context``'s version table once per run (see :class:`DeferredVersions`).
+
+    Only for a run that is one transaction; ``heads`` is what the table holds now.
+    """
+    if context.as_sql or _alembic.version_table_of(context) is None:
+        return None
+    deferred = DeferredVersions(context, heads)
+    _deferred[context] = deferred
+    return deferred
+
+
+def _version_change(construct: t.Any, version: sa.Table) -> tuple[str, str | None, str | None] | None:
+    """("insert" | "delete" | "update", old, new) of Alembic's version-table writes."""
+    if isinstance(construct, sa.Update):
+        ids = _update_ids(construct, version)
+        return None if ids is None else ("update", ids[0], ids[1])
+    if isinstance(construct, sa.Insert):
+        values = getattr(construct, "_values", None)
+        if not values or len(values) != 1 or getattr(construct, "_multi_values", None):
+            return None
+        (key, new), = values.items()
+        if key not in ("version_num", version.c.version_num):
+            return None
+        new_id = _literal_id(new)
+        return None if new_id is None else ("insert", None, new_id)
+    if isinstance(construct, sa.Delete):
+        old_id = _where_id(construct, version)
+        return None if old_id is None else ("delete", old_id, None)
+    return None
+
+
+def _where_id(construct: t.Any, version: sa.Table) -> str | None:
+    criteria: tuple[t.Any, ...] = tuple(getattr(construct, "_where_criteria", ()))
+    if len(criteria) != 1:
+        return None
+    where = criteria[0]
+    if (
+        not isinstance(where, sa.BinaryExpression)
+        or where.operator is not operator.eq
+        or where.left is not version.c.version_num
+    ):
+        return None
+    return _literal_id(where.right)
 
 
 def _update_ids(construct: t.Any, version: sa.Table) -> tuple[str, str] | None:
@@ -199,14 +331,7 @@ def _update_ids(construct: t.Any, version: sa.Table) -> tuple[str, str] | None:
     (key, new), = values.items()
     if key not in ("version_num", version.c.version_num):
         return None
-    where = criteria[0]
-    if (
-        not isinstance(where, sa.BinaryExpression)
-        or where.operator is not operator.eq
-        or where.left is not version.c.version_num
-    ):
-        return None
-    old_id, new_id = _literal_id(where.right), _literal_id(new)
+    old_id, new_id = _where_id(construct, version), _literal_id(new)
     if old_id is None or new_id is None:
         return None
     return old_id, new_id

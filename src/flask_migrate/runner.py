@@ -278,6 +278,10 @@ class Target:
     #: its transaction (``autocommit_block()``): then it must not run twice.
     step_revision: str | None = None
     autocommitted: bool = False
+    #: What the version table held when the run started.
+    heads_at_start: tuple[str, ...] = ()
+    #: The version-table writes that wait for the end of a one-transaction run.
+    versions: _speedups.DeferredVersions | None = None
 
 
 def _label(connection: t.Any, url: t.Any, dialect_name: str) -> str:
@@ -429,6 +433,8 @@ class Run:
             self._preflight(target, connection)
             self._ddl_timeout(target, connection)
             _watch_autocommit(context, target, self._before_autocommit)
+            if target.atomic:
+                target.versions = _speedups.defer_version_writes(context, target.heads_at_start)
             if not target.atomic and not was_in_transaction and connection.in_transaction():
                 # the run row and the checks commit before the first step
                 connection.commit()
@@ -535,6 +541,7 @@ class Run:
             else:
                 existing_models = existing
             _refuse_unversioned_schema(existing_models, target, has_version_table)
+        target.heads_at_start = heads
         if plan.check:
             scripts.check_heads(self.script, heads, target.database, target.version_table)
         steps = plan.compute(heads)
@@ -572,6 +579,8 @@ class Run:
         records the failure once ``env.py`` is done.
         """
         target = self.targets.get(id(context))
+        if target is not None and target.versions is not None and error is None:
+            target.versions.flush()  # before the run's transaction commits
         if target is None or target.journal is None or target.connection is None:
             return
         conn = target.connection
@@ -690,6 +699,8 @@ class Run:
         The rows of the steps before it, and its own row, saying "running"
         (such a step cannot be rolled back, and must never run twice).
         """
+        if target.versions is not None:
+            target.versions.flush()
         if target.journal is None or target.connection is None:
             return
         self._flush(target, target.connection)
