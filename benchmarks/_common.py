@@ -56,6 +56,21 @@ def ours_python() -> Path:
     return python
 
 
+def run_under_ours(*modules: str) -> None:
+    """Re-run this script under our venv's interpreter when ``modules`` do not import here."""
+    import importlib
+
+    try:
+        for name in modules:
+            importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("FM_BENCH_REEXEC"):
+            raise
+        os.environ["FM_BENCH_REEXEC"] = "1"
+        python = ours_python()
+        os.execv(str(python), [str(python), *sys.argv])
+
+
 def _versions(python: Path, names: list[str]) -> dict[str, str]:
     code = (
         "import json, sys\n"

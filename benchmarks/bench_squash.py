@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import clean_env, fmt_ms, machine_line, med, ours_python, ratio, run, table  # noqa: E402
+from _common import clean_env, fmt_ms, machine_line, med, ours_python, ratio, run, run_under_ours, table  # noqa: E402
 
 DEFAULT_PG_URL = os.environ.get("FM_BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 
@@ -220,17 +220,6 @@ def main() -> None:
     print(table(["db", "revisions", "before ms", "after ms", "before/after", "squash ms"], rows))
 
 
-def _ensure_sqlalchemy() -> None:
-    """Re-run under our venv's interpreter when this one lacks SQLAlchemy."""
-    try:
-        import sqlalchemy  # noqa: F401
-    except ImportError:
-        python = ours_python()
-        if not os.environ.get("FM_BENCH_REEXEC"):
-            os.environ["FM_BENCH_REEXEC"] = "1"
-            os.execv(str(python), [str(python), *sys.argv])
-
-
 if __name__ == "__main__":
-    _ensure_sqlalchemy()
+    run_under_ours("sqlalchemy")
     main()

@@ -56,6 +56,7 @@ from _common import (  # noqa: E402
     package_versions,
     ratio,
     run,
+    run_under_ours,
     table,
 )
 
@@ -509,18 +510,6 @@ def main() -> None:
     )
 
 
-def _ensure_sqlalchemy() -> None:
-    """Re-run under our venv's interpreter when this one lacks SQLAlchemy/psycopg."""
-    try:
-        import sqlalchemy  # noqa: F401
-        import psycopg  # noqa: F401
-    except ImportError:
-        python = ours_python()
-        if not os.environ.get("FM_BENCH_REEXEC"):
-            os.environ["FM_BENCH_REEXEC"] = "1"
-            os.execv(str(python), [str(python), *sys.argv])
-
-
 if __name__ == "__main__":
-    _ensure_sqlalchemy()
+    run_under_ours("sqlalchemy", "psycopg")
     main()

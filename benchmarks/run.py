@@ -63,6 +63,7 @@ from _common import (  # noqa: E402
     ours_python,
     package_versions,
     run,
+    run_under_ours,
     table,
 )
 from bench_upgrade import REVISION, rev_id  # noqa: E402
@@ -1240,20 +1241,6 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if bench.recorder.errors else 0
 
 
-def _ensure_venv() -> None:
-    """Re-run under our venv's interpreter when this one lacks SQLAlchemy and the drivers."""
-    try:
-        import psycopg  # noqa: F401
-        import pymysql  # type: ignore[import-untyped]  # noqa: F401
-        import sqlalchemy  # noqa: F401
-    except ImportError:
-        python = ours_python()
-        if not os.environ.get("FM_BENCH_REEXEC"):
-            os.environ["FM_BENCH_REEXEC"] = "1"
-            os.execv(str(python), [str(python), *sys.argv])
-        raise
-
-
 if __name__ == "__main__":
-    _ensure_venv()
+    run_under_ours("psycopg", "pymysql", "sqlalchemy")
     sys.exit(main())

@@ -110,14 +110,12 @@ def batch_operations_impl() -> type[t.Any]:
     return BatchOperationsImpl
 
 
-def ancestors(script: ScriptDirectory, revisions: t.Iterable[str]) -> set[str]:
-    """``revisions`` and every revision below them, dependencies included.
-
-    What a database at ``revisions`` has applied: Alembic's
-    ``iterate_revisions(revisions, "base")`` as a set, by a plain walk of the graph.
-    """
+def _below(
+    script: ScriptDirectory, revisions: t.Iterable[str], edges: t.Callable[[t.Any], t.Iterable[str]]
+) -> dict[str, t.Any]:
+    """``revisions`` and every revision reached from them along ``edges``, by id."""
     revision_map = script.revision_map
-    found: set[str] = set()
+    found: dict[str, t.Any] = {}
     todo = list(revisions)
     while todo:
         rev = todo.pop()
@@ -126,9 +124,18 @@ def ancestors(script: ScriptDirectory, revisions: t.Iterable[str]) -> set[str]:
         sc = revision_map.get_revision(rev)
         if sc is None:
             continue
-        found.add(sc.revision)
-        todo.extend(down for down in sc._all_down_revisions if down not in found)
+        found[sc.revision] = sc
+        todo.extend(down for down in edges(sc) if down not in found)
     return found
+
+
+def ancestors(script: ScriptDirectory, revisions: t.Iterable[str]) -> set[str]:
+    """``revisions`` and every revision below them, dependencies included.
+
+    What a database at ``revisions`` has applied: Alembic's
+    ``iterate_revisions(revisions, "base")`` as a set, by a plain walk of the graph.
+    """
+    return set(_below(script, revisions, lambda sc: sc._all_down_revisions))
 
 
 def all_current(script: ScriptDirectory, heads: t.Iterable[str]) -> set[Script]:
@@ -140,18 +147,7 @@ def all_current(script: ScriptDirectory, heads: t.Iterable[str]) -> set[Script]:
     of its direct children (``nextrev``) is in it, since every revision on the
     way down from a member is itself an ancestor of a head.
     """
-    revision_map = script.revision_map
-    members: dict[str, t.Any] = {}
-    todo = list(heads)
-    while todo:
-        rev = todo.pop()
-        if rev in members:
-            continue
-        sc = revision_map.get_revision(rev)
-        if sc is None:
-            continue
-        members[sc.revision] = sc
-        todo.extend(down for down in sc._normalized_down_revisions if down not in members)
+    members = _below(script, heads, lambda sc: sc._normalized_down_revisions)
     return {sc for sc in members.values() if not (members.keys() & sc.nextrev)}
 
 
