@@ -564,7 +564,7 @@ class Run:
             _warn_changed_files(conn, table, self.script, heads, target.database)
         if run.opened:
             target.journal = run
-            target.started_at = journal.now()
+            target.started_at = run.started_at
 
     # -- run_migrations() ------------------------------------------------------------
 
