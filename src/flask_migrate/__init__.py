@@ -38,6 +38,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
         upgrade,
     )
     from .extension import Migrate, _MigrateConfig
+    from .tenancy import Tenant
     from alembic.util import CommandError
 
     from .config import Config
@@ -53,6 +54,7 @@ __all__ = [
     "Config",
     "Migrate",
     "MigrateError",
+    "Tenant",
     "alembic_version",
     "branches",
     "catch_errors",
@@ -88,6 +90,11 @@ def __getattr__(name: str) -> t.Any:
         from . import extension
 
         value = globals()[name] = getattr(extension, name)
+        return value
+    if name == "Tenant":
+        from .tenancy import Tenant
+
+        value = globals()[name] = Tenant
         return value
     # These names need Alembic; import it only when someone asks for them.
     if name == "Config":

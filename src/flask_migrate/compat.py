@@ -187,7 +187,8 @@ def upgrade(
     """Upgrade to a later version; returns the steps applied."""
     from . import operations
 
-    return operations.upgrade(directory, revision, sql, tag, x_arg, quiet=False)
+    steps: list[Step] = operations.upgrade(directory, revision, sql, tag, x_arg, quiet=False)
+    return steps
 
 
 @catch_errors
@@ -201,7 +202,8 @@ def downgrade(
     """Revert to a previous version; returns the steps applied."""
     from . import operations
 
-    return operations.downgrade(directory, revision, sql, tag, x_arg, quiet=False)
+    steps: list[Step] = operations.downgrade(directory, revision, sql, tag, x_arg, quiet=False)
+    return steps
 
 
 @catch_errors
@@ -260,7 +262,7 @@ def current(directory: PathArg = None, verbose: bool = False, x_arg: XArg = None
     """Show the current revision of each database; returns them."""
     from . import operations
 
-    found = operations.current(directory, verbose, x_arg)
+    found: list[CurrentRevisions] = operations.current(directory, verbose, x_arg)
     _echo(_render.current(found, verbose))
     return found
 
@@ -277,9 +279,10 @@ def stamp(
     """Set the version table to a revision without running migrations."""
     from . import operations
 
-    return operations.stamp(
+    steps: list[Step] = operations.stamp(
         directory, revision, sql, tag, purge, x_arg, quiet=False
     )
+    return steps
 
 
 @catch_errors

@@ -33,16 +33,22 @@ from pathlib import Path
 
 from alembic import command
 
-from . import _alembic, lock_timeouts, runner, scripts
+from . import _alembic, lock_timeouts, runner, scripts, tenancy
+from . import tenants as tenants_
 from .config import Config
 from .errors import DirectoryNotEmpty, MigrateError, PendingChanges, TemplateNotFound, scrub
 from .extension import x_arguments
-from .locking import LockOptions
-from .results import BranchPoint, CurrentRevisions, History, LintReport, Step, TemplateInfo
+from .locking import LockOptions, LockTimeout
+from .results import BranchPoint, CurrentRevisions, History, LintReport, Step, TemplateInfo, TenantResult
+from .tenancy import Tenant
+from .tenants import Progress
 from .runner import Plan, get_config, load_scripts, run_env, translate_errors
 from .scripts import known_script
 
 log = logging.getLogger("flask_migrate")
+
+#: ``tenants=``: ``"all"``, or tenant names and :class:`~flask_migrate.Tenant` objects.
+TenantsArg = t.Union[str, t.Iterable[t.Union[str, Tenant]]]
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from alembic.runtime.migration import MigrationContext
@@ -58,6 +64,7 @@ __all__ = [
     "LockOptions",
     "Step",
     "TemplateInfo",
+    "TenantResult",
     "branches",
     "check",
     "current",
@@ -129,6 +136,163 @@ def _apply(
             (lock.on_retry or _log_retry)(error, attempt, pause)
             time.sleep(pause)
             attempt += 1
+
+
+# -- tenants ---------------------------------------------------------------------------
+
+#: A command's work for one tenant: (config, script, lock, on_step) -> its value.
+TenantBody = t.Callable[[Config, "ScriptDirectory", LockOptions, t.Callable[[Step], None]], t.Any]
+
+
+def _for_tenants(
+    directory: str | os.PathLike[str] | None,
+    x_arg: str | t.Sequence[str] | None,
+    wanted: TenantsArg,
+    jobs: int | None,
+    fail_fast: bool,
+    on_tenant: t.Callable[[Progress], None] | None,
+    lock: LockOptions | None,
+    body: TenantBody,
+    *,
+    mutating: bool = False,
+) -> list[TenantResult]:
+    """Run ``body`` for each tenant (see :mod:`flask_migrate.tenants`).
+
+    The config and the migrations folder are loaded once, here, for all the
+    tenants: the tenants' folder (``Migrate(tenant_directory=...)``) unless
+    ``directory`` names another.
+    """
+    from flask import current_app
+
+    migrate = runner.state().migrate
+    chosen = tenants_.resolve(wanted, migrate.tenants)
+    if directory is None:
+        directory = migrate.tenant_directory
+    config = get_config(directory, x_arg=x_arg)
+    script = load_scripts(config)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    lock = lock or LockOptions()
+
+    def work(tenant: Tenant, wait: bool) -> TenantResult:
+        return _tenant_run(tenant, app, wait, config, script, lock, body, mutating)
+
+    def load_revisions() -> None:
+        # each worker would import them otherwise
+        if mutating:
+            for sc in script.walk_revisions():
+                sc.module  # noqa: B018 - imported on first access
+        for engine in runner._app_engines():
+            engine.dispose()  # no connection shared with the workers
+
+    with _alembic_info_hushed():
+        return tenants_.run(
+            chosen, work, jobs=jobs, fail_fast=fail_fast, on_result=on_tenant,
+            before_fork=load_revisions,
+        )
+
+
+def _tenant_run(
+    tenant: Tenant, app: t.Any, wait: bool, config: Config, script: ScriptDirectory,
+    lock: LockOptions, body: TenantBody, mutating: bool,
+) -> TenantResult:
+    """One tenant's run, and its result; failures are in the result, not raised."""
+    steps: list[Step] = []
+    with tenancy.scope(tenant, app) as scope:
+        began = time.perf_counter()
+        try:
+            value = runner.translate_errors(body)(
+                config, script, tenants_.busy_free(lock, wait), steps.append
+            )
+        except LockTimeout as exc:
+            if not wait and lock.enabled:
+                return TenantResult(tenant.name, tenants_.BUSY)
+            return _failed(tenant, scope, steps, began, exc)
+        except KeyboardInterrupt as exc:
+            signal_name = str(exc) or "SIGINT"
+            result = _failed(tenant, scope, steps, began, None, "interrupted",
+                             f"interrupted by {signal_name}; what was in progress was rolled "
+                             "back where the database allows it, and its lock released")
+            raise tenants_.TenantInterrupted(result, signal_name) from None
+        except Exception as exc:  # noqa: BLE001 - one tenant's failure is its result
+            return _failed(tenant, scope, steps, began, exc)
+        duration = time.perf_counter() - began
+        before = scope.heads_before
+        if mutating:
+            applied = tuple(value)
+            return TenantResult(
+                tenant.name, "migrated" if applied else "up to date", before,
+                _after(before, applied), applied, duration, waited=wait,
+            )
+        if isinstance(value, list) and value and isinstance(value[0], CurrentRevisions):
+            heads = value[0].revisions
+            return TenantResult(tenant.name, "ok", heads, heads, duration=duration)
+        if isinstance(value, list):  # check: the differences found
+            if not value:
+                return TenantResult(tenant.name, "ok", duration=duration)
+            return TenantResult(
+                tenant.name, "changes", duration=duration,
+                error=_tenant_message(tenant, str(PendingChanges(value))),
+            )
+        databases = getattr(value, "databases", ())
+        found = databases[0] if databases else None
+        current = found.current if found is not None else None
+        return TenantResult(tenant.name, "ok", current, current, duration=duration, status=found)
+
+
+def _failed(
+    tenant: Tenant, scope: tenancy.TenantScope, steps: list[Step], began: float,
+    exc: BaseException | None, outcome: str = "failed", text: str | None = None,
+) -> TenantResult:
+    if text is None:
+        assert exc is not None
+        text = str(exc) if isinstance(exc, MigrateError) else f"{type(exc).__name__}: {exc}"
+    secrets = runner.secrets() + sorted(tenancy_passwords(tenant))
+    before = scope.heads_before
+    # a run that is one transaction rolled back whole; else its finished steps stay
+    kept = () if scope.atomic is not False else tuple(steps)
+    after = _after(before, kept) if before is not None else None
+    return TenantResult(
+        tenant.name, outcome, before, after, kept,
+        time.perf_counter() - began, _tenant_message(tenant, scrub(text, secrets)),
+    )
+
+
+def tenancy_passwords(tenant: Tenant) -> set[str]:
+    from .errors import passwords_in
+
+    return set(passwords_in(str(tenant.url))) if tenant.url is not None else set()
+
+
+def _tenant_message(tenant: Tenant, text: str) -> str:
+    prefix = f"Tenant {tenant.name}"
+    return text if text.startswith(prefix) else f"{prefix}: {text}"
+
+
+def _after(before: tuple[str, ...] | None, steps: t.Sequence[Step]) -> tuple[str, ...] | None:
+    """The revisions after ``steps``, from those before."""
+    if before is None:
+        return None
+    heads = list(before)
+    for step in steps:
+        heads = [h for h in heads if h not in step.source] + [
+            d for d in step.destination if d not in heads
+        ]
+    return tuple(heads)
+
+
+@contextlib.contextmanager
+def _alembic_info_hushed() -> t.Iterator[None]:
+    """No "Running upgrade ..." line per revision and tenant: the summary says it."""
+    alembic_log = logging.getLogger("alembic.runtime.migration")
+
+    def no_info(record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO
+
+    alembic_log.addFilter(no_info)
+    try:
+        yield
+    finally:
+        alembic_log.removeFilter(no_info)
 
 
 def _rolled_back(run: runner.Run, step: Step) -> bool:
@@ -440,7 +604,11 @@ def upgrade(
     lock: LockOptions = LockOptions(),
     on_step: t.Callable[[Step], None] | None = None,
     from_archive: bool = False,
-) -> list[Step]:
+    tenants: TenantsArg | None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> t.Any:
     """Upgrade to ``revision``; returns the steps applied, in order.
 
     With ``sql=True``, the SQL is written to ``output`` (standard output by
@@ -449,9 +617,34 @@ def upgrade(
     With ``from_archive=True``, a database at a revision that ``flask db
     squash`` replaced is first brought to the squash's revision with the
     archived revisions (see :doc:`squash`); then the upgrade goes on as usual.
+
+    With ``tenants`` (``"all"``, or tenant names and
+    :class:`~flask_migrate.Tenant` objects), upgrades each tenant instead, in
+    ``jobs`` worker processes, and returns one
+    :class:`~flask_migrate.results.TenantResult` per tenant, in their order; a
+    tenant's failure is in its result, not raised (see :doc:`tenants`).
+    ``fail_fast`` starts no new tenant after a failure; ``on_tenant`` is
+    called with a :class:`~flask_migrate.tenants.Progress` after each tenant.
     """
+    if tenants is not None:
+        if sql:
+            raise MigrateError("--sql cannot be combined with tenants: commands for tenants run on their databases.")
+        return _for_tenants(
+            directory, x_arg, tenants, jobs, fail_fast, on_tenant, lock,
+            lambda config, script, lock, on_step: _upgrade(
+                config, script, revision, False, tag, lock, on_step, from_archive
+            ),
+            mutating=True,
+        )
     config = get_config(directory, x_arg=x_arg, quiet=quiet, output=output)
     script = load_scripts(config)
+    return _upgrade(config, script, revision, sql, tag, lock, on_step, from_archive)
+
+
+def _upgrade(
+    config: Config, script: ScriptDirectory, revision: str, sql: bool, tag: str | None,
+    lock: LockOptions, on_step: t.Callable[[Step], None] | None, from_archive: bool,
+) -> list[Step]:
     starting_rev = None
     if ":" in revision:
         if not sql:
@@ -524,14 +717,35 @@ def downgrade(
     output: t.TextIO | None = None,
     lock: LockOptions = LockOptions(),
     on_step: t.Callable[[Step], None] | None = None,
-) -> list[Step]:
+    tenants: TenantsArg | None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> t.Any:
     """Downgrade to ``revision``; returns the steps applied, in order.
 
     With ``sql=True`` a ``start:end`` range is needed; the default ``-1``
-    then means ``head:-1``.
+    then means ``head:-1``. ``tenants`` and the rest: as for :func:`upgrade`.
     """
+    if tenants is not None:
+        if sql:
+            raise MigrateError("--sql cannot be combined with tenants: commands for tenants run on their databases.")
+        return _for_tenants(
+            directory, x_arg, tenants, jobs, fail_fast, on_tenant, lock,
+            lambda config, script, lock, on_step: _downgrade(
+                config, script, revision, False, tag, lock, on_step
+            ),
+            mutating=True,
+        )
     config = get_config(directory, x_arg=x_arg, quiet=quiet, output=output)
     script = load_scripts(config)
+    return _downgrade(config, script, revision, sql, tag, lock, on_step)
+
+
+def _downgrade(
+    config: Config, script: ScriptDirectory, revision: str, sql: bool, tag: str | None,
+    lock: LockOptions, on_step: t.Callable[[Step], None] | None,
+) -> list[Step]:
     if sql and revision == "-1":
         revision = "head:-1"
     starting_rev = None
@@ -567,10 +781,34 @@ def stamp(
     output: t.TextIO | None = None,
     lock: LockOptions = LockOptions(),
     on_step: t.Callable[[Step], None] | None = None,
-) -> list[Step]:
-    """Set the version table to ``revision`` without running migrations."""
+    tenants: TenantsArg | None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> t.Any:
+    """Set the version table to ``revision`` without running migrations.
+
+    ``tenants`` and the rest: as for :func:`upgrade`.
+    """
+    if tenants is not None:
+        if sql:
+            raise MigrateError("--sql cannot be combined with tenants: commands for tenants run on their databases.")
+        return _for_tenants(
+            directory, x_arg, tenants, jobs, fail_fast, on_tenant, lock,
+            lambda config, script, lock, on_step: _stamp(
+                config, script, revision, False, tag, purge, lock, on_step
+            ),
+            mutating=True,
+        )
     config = get_config(directory, x_arg=x_arg, quiet=quiet, output=output)
     script = load_scripts(config)
+    return _stamp(config, script, revision, sql, tag, purge, lock, on_step)
+
+
+def _stamp(
+    config: Config, script: ScriptDirectory, revision: str | t.Sequence[str], sql: bool,
+    tag: str | None, purge: bool, lock: LockOptions, on_step: t.Callable[[Step], None] | None,
+) -> list[Step]:
     targets = [revision] if isinstance(revision, str) else list(revision)
     starting_rev = None
     destinations = []
@@ -627,8 +865,22 @@ def current(
     directory: str | os.PathLike[str] | None = None,
     verbose: bool = False,
     x_arg: str | t.Sequence[str] | None = None,
-) -> list[CurrentRevisions]:
-    """The current revisions of each database ``env.py`` migrates."""
+    *,
+    tenants: TenantsArg | None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> t.Any:
+    """The current revisions of each database ``env.py`` migrates.
+
+    With ``tenants``: one :class:`~flask_migrate.results.TenantResult` per
+    tenant, its revisions in ``after`` (see :func:`upgrade`).
+    """
+    if tenants is not None:
+        return _for_tenants(
+            directory, x_arg, tenants, jobs, fail_fast, on_tenant, None,
+            lambda config, script, lock, on_step: _current_heads(config, script),
+        )
     config = get_config(directory, x_arg=x_arg)
     script = load_scripts(config)
     return _current_heads(config, script)
@@ -687,7 +939,12 @@ def status(
     directory: str | os.PathLike[str] | None = None,
     x_arg: str | t.Sequence[str] | None = None,
     recent: int = 10,
-) -> Status:
+    *,
+    tenants: TenantsArg | None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> t.Any:
     """Where each database ``env.py`` migrates stands, and what needs attention.
 
     Runs ``env.py`` without changing anything and reads each connection it
@@ -697,6 +954,11 @@ def status(
     """
     from .status import collect
 
+    if tenants is not None:
+        return _for_tenants(
+            directory, x_arg, tenants, jobs, fail_fast, on_tenant, None,
+            lambda config, script, lock, on_step: collect(config, script, recent),
+        )
     config = get_config(directory, x_arg=x_arg)
     script = load_scripts(config)
     return collect(config, script, recent)
@@ -742,9 +1004,23 @@ def branches(
 def check(
     directory: str | os.PathLike[str] | None = None,
     x_arg: str | t.Sequence[str] | None = None,
-) -> None:
+    *,
+    tenants: TenantsArg | None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> t.Any:
     """Raise :class:`~flask_migrate.errors.PendingChanges` when the models and
-    the migrated database differ (or the database is not at head)."""
+    the migrated database differ (or the database is not at head).
+
+    With ``tenants``: one :class:`~flask_migrate.results.TenantResult` per
+    tenant instead, ``"changes"`` where they differ (see :func:`upgrade`).
+    """
+    if tenants is not None:
+        return _for_tenants(
+            directory, x_arg, tenants, jobs, fail_fast, on_tenant, None,
+            lambda config, script, lock, on_step: runner.autogenerate_diffs(config, script),
+        )
     config = get_config(directory, x_arg=x_arg)
     diffs = runner.autogenerate_diffs(config, load_scripts(config))
     if diffs:

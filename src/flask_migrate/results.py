@@ -16,7 +16,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BranchPoint", "CheckResult", "CurrentRevisions", "DataOperation", "Finding", "History",
-    "LintReport", "SquashResult", "Step", "TemplateInfo", "VerifyReport",
+    "LintReport", "SquashResult", "Step", "TemplateInfo", "TenantResult", "VerifyReport",
 ]
 
 
@@ -202,3 +202,37 @@ class SquashResult:
     dry_run: bool
     #: The new revision's source.
     source: str
+
+
+@dataclass(frozen=True)
+class TenantResult:
+    """What a command did for one tenant (``--all-tenants``, ``tenants=...``)."""
+
+    #: The tenant's name.
+    tenant: str
+    #: ``"migrated"`` (steps applied), ``"up to date"`` (nothing to do),
+    #: ``"ok"`` (``current``, ``status``, ``check`` read it), ``"changes"``
+    #: (``check`` found model changes), ``"failed"``, ``"interrupted"``
+    #: (Ctrl-C while it ran) or ``"not started"`` (``--fail-fast`` or Ctrl-C
+    #: before its turn).
+    outcome: str
+    #: The revisions in its version table before the command (``None``: unknown).
+    before: tuple[str, ...] | None = None
+    #: The revisions in its version table after the command (``None``: unknown).
+    after: tuple[str, ...] | None = None
+    #: The steps applied (``upgrade``, ``downgrade``, ``stamp``).
+    steps: tuple[Step, ...] = ()
+    #: Seconds the tenant's run took.
+    duration: float = 0.0
+    #: Why it failed (or what ``check`` found), naming the tenant's database.
+    error: str | None = None
+    #: ``status``: the tenant's :class:`~flask_migrate.status.DatabaseStatus`.
+    status: t.Any = None
+    #: Whether another process held the tenant's lock at first, so that it
+    #: was taken up again at the end (after that process was done).
+    waited: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the command succeeded for this tenant."""
+        return self.outcome in ("migrated", "up to date", "ok")

@@ -46,7 +46,7 @@ from flask import current_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from . import _speedups, journal, lock_timeouts, locking, scripts
+from . import _speedups, journal, lock_timeouts, locking, scripts, tenancy
 from .connections import DEFAULT_CONNECT_TIMEOUT, connect_timeouts
 from .errors import DatabaseError, MigrateError, explain_database_error, passwords_in, scrub
 from .results import Step
@@ -335,6 +335,8 @@ class Run:
         self.targets: dict[int, Target] = {}
         self._held: set[str] = set()
         self._releases: list[t.Callable[[], None]] = []
+        #: The tenant this run is for (see :mod:`.tenancy`), if any.
+        self.tenant = tenancy.active()
 
     # -- the public face -----------------------------------------------------------
 
@@ -369,11 +371,17 @@ class Run:
     def configure_args(self, kwargs: dict[str, t.Any]) -> dict[str, t.Any]:
         """``env.py``'s configure arguments, with our callbacks chained to its own."""
         user_filter = kwargs.get("include_name")
+        # a schema tenant's version table is in the schema autogenerate compares
+        hidden = (
+            kwargs.get("version_table") or "alembic_version"
+            if self.tenant is not None and self.tenant.tenant.schema is not None
+            else None
+        )
 
         def include_name(name: str | None, type_: str, parent_names: t.Any) -> bool:
             # our journals are not part of the application's schema: autogenerate
             # must neither see them nor propose to drop them
-            if type_ == "table" and journal.is_journal(name):
+            if type_ == "table" and (journal.is_journal(name) or name == hidden):
                 return False
             return user_filter is None or bool(user_filter(name, type_, parent_names))
 
@@ -399,6 +407,93 @@ class Run:
             args["transactional_ddl"] = True
         return args
 
+    def redirect(self, kwargs: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Before ``configure()``, in a tenant's run: point ``env.py``'s connection at the tenant.
+
+        A ``url`` tenant gets a connection to its own database instead of the
+        one ``env.py`` opened on the application's engine; a ``schema`` tenant
+        keeps ``env.py``'s connection, with its schema as the default (the
+        version table too). A tenant is one database: a second configured
+        connection (a multi-database ``env.py``) is refused.
+        """
+        scope = self.tenant
+        if scope is None:
+            return kwargs
+        tenant = scope.tenant
+        connection = kwargs.get("connection")
+        if self.targets:
+            raise MigrateError(
+                f"Tenant {tenant.name}: env.py configured more than one database. A tenant is "
+                "one database (or schema); give tenants a single-database history "
+                "(Migrate(..., tenant_directory=...), made by 'flask db init --tenants')."
+            )
+        if connection is None:
+            raise MigrateError(
+                f"Tenant {tenant.name}: env.py configured no connection (offline --sql mode); "
+                "commands for tenants run on their databases."
+            )
+        kwargs = dict(kwargs)
+        if tenant.url is not None:
+            own = scope.engine().connect()
+            self._releases.append(own.close)
+            kwargs["connection"] = own
+            return kwargs
+        if connection.dialect.name != "postgresql":
+            raise MigrateError(
+                f"Tenant {tenant.name}: schema tenants need PostgreSQL, and env.py connects to "
+                f"{connection.dialect.name}. Give each tenant a database of its own: "
+                "Tenant(name, url=...)."
+            )
+        explicit = kwargs.get("version_table_schema")
+        if explicit not in (None, tenant.schema):
+            raise MigrateError(
+                f"Tenant {tenant.name}: env.py puts the version table in schema {explicit!r}, "
+                "which every tenant would share; a schema tenant keeps it in its own schema. "
+                "Remove version_table_schema from env.py's configure() for tenant runs."
+            )
+        kwargs["version_table_schema"] = tenant.schema
+        # NOTE: on SQLAlchemy 2 this sets the option on env.py's connection itself
+        kwargs["connection"] = connection.execution_options(
+            schema_translate_map={None: tenant.schema}
+        )
+        return kwargs
+
+    def _enter_schema(self, target: Target, connection: Connection) -> None:
+        """A schema tenant's run: create its schema (upgrade, stamp) and make it the default.
+
+        ``search_path`` starts with the schema, for raw SQL. Runs that run
+        revisions keep the rest of the path (extensions and shared tables in
+        ``public`` stay reachable); autogenerate runs see only the schema, so
+        that the shared tables are not taken for the tenant's. The path is
+        reset when the connection goes back to its pool.
+        """
+        scope = self.tenant
+        assert scope is not None and scope.tenant.schema is not None
+        schema = scope.tenant.schema
+        quoted = connection.dialect.identifier_preparer.quote_identifier(schema)
+        exists = connection.execute(
+            sa.text("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = :name"), {"name": schema}
+        ).first() is not None
+        if not exists and self.plan is not None and self.plan.direction in ("upgrade", "stamp"):
+            connection.execute(sa.text(f"CREATE SCHEMA {quoted}"))
+            scope.created_schema = True
+        elif not exists and self.env_kwargs.get("revision_context") is not None:
+            raise MigrateError(
+                f"Tenant {scope.tenant.name}: schema {schema!r} does not exist. Run 'flask db "
+                f"upgrade --tenant {scope.tenant.name}' to create it."
+            )
+        path = quoted
+        if self.env_kwargs.get("revision_context") is None:
+            rest = connection.execute(sa.text("SHOW search_path")).scalar()
+            if rest:
+                path = f"{quoted}, {rest}"
+        connection.execute(sa.text(f"SET search_path TO {path}"))
+        self._at_checkin(
+            connection,
+            lambda dbapi_conn: locking.run_dbapi(dbapi_conn, "RESET search_path", commit=True),
+            f"Resetting search_path on {target.database}",
+        )
+
     def attach(self, context: MigrationContext, kwargs: dict[str, t.Any], was_in_transaction: bool) -> None:
         """After ``configure()``: lock, check and journal the configured connection."""
         connection = kwargs.get("connection")
@@ -419,6 +514,9 @@ class Run:
         )
         if release is not None:
             self._releases.append(release)
+        schema_tenant = self.tenant is not None and self.tenant.tenant.schema is not None
+        if schema_tenant and (self.plan is None or context.as_sql) and connection is not None:
+            self._enter_schema(target, connection)
         if self.plan is None or connection is None or context.as_sql:
             return
         transactional = kwargs.get("transactional_ddl")
@@ -427,9 +525,13 @@ class Run:
         per_migration = bool(kwargs.get("transaction_per_migration", False))
         target.transactional = bool(transactional)
         target.atomic = bool(transactional) and (was_in_transaction or not per_migration)
+        if self.tenant is not None:
+            self.tenant.atomic = target.atomic
         try:
             if self.lock.enabled:
                 self._lock(target, connection)
+            if schema_tenant:
+                self._enter_schema(target, connection)
             self._preflight(target, connection)
             self._ddl_timeout(target, connection)
             _watch_autocommit(context, target, self._before_autocommit)
@@ -536,12 +638,14 @@ class Run:
         if not heads and plan.direction == "upgrade":
             # NOTE: 'flask db migrate' creates an empty version table, so an
             # empty one says no more than a missing one
-            if schema is not None:
+            if schema is not None and not (self.tenant is not None and self.tenant.tenant.schema):
                 existing_models = set(sa.inspect(conn).get_table_names())
             else:
                 existing_models = existing
             _refuse_unversioned_schema(existing_models, target, has_version_table)
         target.heads_at_start = heads
+        if self.tenant is not None:
+            self.tenant.heads_before = heads
         if plan.check:
             scripts.check_heads(self.script, heads, target.database, target.version_table)
         steps = plan.compute(heads)
@@ -781,6 +885,7 @@ def environment(run: Run, *args: t.Any, **kwargs: t.Any) -> EnvironmentContext:
         # when alembic.ini does not name it; its warnings (interrupted runs,
         # edited revisions) must still be heard
         log.disabled = False
+        kwargs = run.redirect(kwargs)
         connection = kwargs.get("connection")
         in_transaction = getattr(connection, "in_transaction", None)
         was_in_transaction = bool(in_transaction()) if in_transaction is not None else False
