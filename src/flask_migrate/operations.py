@@ -283,16 +283,21 @@ def _after(before: tuple[str, ...] | None, steps: t.Sequence[Step]) -> tuple[str
 @contextlib.contextmanager
 def _alembic_info_hushed() -> t.Iterator[None]:
     """No "Running upgrade ..." line per revision and tenant: the summary says it."""
-    alembic_log = logging.getLogger("alembic.runtime.migration")
+    loggers = [
+        logging.getLogger(name)
+        for name in ("alembic.runtime.migration", "alembic.ddl.postgresql", "alembic.autogenerate.compare")
+    ]
 
     def no_info(record: logging.LogRecord) -> bool:
         return record.levelno > logging.INFO
 
-    alembic_log.addFilter(no_info)
+    for logger in loggers:
+        logger.addFilter(no_info)
     try:
         yield
     finally:
-        alembic_log.removeFilter(no_info)
+        for logger in loggers:
+            logger.removeFilter(no_info)
 
 
 def _rolled_back(run: runner.Run, step: Step) -> bool:
