@@ -19,7 +19,9 @@ if t.TYPE_CHECKING:  # pragma: no cover
         BranchPoint, CurrentRevisions, History, LintReport, SquashResult, Step, TemplateInfo,
         VerifyReport,
     )
+    from .results import TenantResult
     from .status import Status
+    from .tenants import Progress
 
 
 def templates(found: t.Iterable[TemplateInfo]) -> list[str]:
@@ -253,4 +255,196 @@ def squash(result: SquashResult) -> list[str]:
     )
     if would:
         lines += ["", f"The new revision ({result.new_file.name}):", "", *result.source.splitlines()]
+    return lines
+
+
+# -- tenants ---------------------------------------------------------------------------
+
+
+def _revisions(revs: tuple[str, ...] | None) -> str:
+    if revs is None:
+        return "?"
+    return ", ".join(revs) or "<base>"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if value < 60 else f"{int(value // 60)}:{int(value % 60):02d} min"
+
+
+def tenant_line(progress: Progress) -> str:
+    """One finished tenant, as a plain line: ``[  3/200] acme: migrated <base> -> a1 (0.42 s)``."""
+    result = progress.last
+    width = len(str(progress.total))
+    head = f"[{progress.done:>{width}}/{progress.total}] {result.tenant}: {result.outcome}"
+    if result.error:
+        return f"{head}: {result.error}"
+    if result.steps or result.before != result.after:
+        count = len(result.steps)
+        moved = f" {_revisions(result.before)} -> {_revisions(result.after)}"
+        moved += f" ({count} step{'s' if count != 1 else ''}, {_seconds(result.duration)})"
+    elif result.after is not None:
+        moved = f" at {_revisions(result.after)} ({_seconds(result.duration)})"
+    else:
+        moved = f" ({_seconds(result.duration)})"
+    waited = ", after another process released it" if result.waited else ""
+    return head + moved + waited
+
+
+def progress_bar(progress: Progress, width: int = 30) -> str:
+    """A one-line progress bar with counts and an ETA, for a terminal."""
+    filled = int(width * progress.done / progress.total) if progress.total else width
+    bar = "#" * filled + "." * (width - filled)
+    failed = f", {progress.failed} failed" if progress.failed else ""
+    eta = progress.eta
+    left = f", ETA {int(eta // 60)}:{int(eta % 60):02d}" if eta is not None and progress.done < progress.total else ""
+    return f"[{bar}] {progress.done}/{progress.total} tenants{failed}{left}"
+
+
+def tenant_table(results: t.Sequence[TenantResult], kind: str = "moves") -> list[str]:
+    """The summary: a row per tenant (tenant, from, to, duration, result).
+
+    ``kind``: ``"moves"`` (from, to), ``"revisions"`` (the revision only) or
+    ``"outcomes"`` (neither).
+    """
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    if kind == "outcomes":
+        header = ("tenant", "duration", "result")
+        rows = [(r.tenant, _seconds(r.duration) if r.outcome != "not started" else "-", _outcome(r))
+                for r in results]
+    elif kind == "moves":
+        header = ("tenant", "from", "to", "duration", "result")
+        rows = [
+            (r.tenant, _revisions(r.before), _revisions(r.after),
+             _seconds(r.duration) if r.outcome != "not started" else "-", _outcome(r))
+            for r in results
+        ]
+    else:
+        header = ("tenant", "revision", "duration", "result")
+        rows = [
+            (r.tenant, _revisions(r.after), _seconds(r.duration) if r.outcome != "not started" else "-",
+             _outcome(r))
+            for r in results
+        ]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+def _outcome(result: TenantResult) -> str:
+    return f"{result.outcome} (waited for another process)" if result.waited else result.outcome
+
+
+def tenant_counts(results: t.Sequence[TenantResult], elapsed: float, jobs: int) -> str:
+    """``200 tenants: 198 migrated, 2 failed (12.3 s, 4 workers)``."""
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    parts = ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+    workers = f"{jobs} worker{'s' if jobs != 1 else ''}"
+    return f"{len(results)} tenant{'s' if len(results) != 1 else ''}: {parts} ({_seconds(elapsed)}, {workers})"
+
+
+def _tenant_state(result: TenantResult) -> str:
+    """``ok``, ``behind``, ``failed``, ``interrupted``, ``problem`` or ``unreadable``."""
+    db = result.status
+    if db is None:
+        return "unreadable"
+    codes = {p.code for p in db.problems}
+    if codes & {"interrupted-run", "interrupted-step"}:
+        return "interrupted"
+    last_run = next((e for e in db.recent if e.kind == "run"), None)
+    if last_run is not None and last_run.state == "failed":
+        return "failed"
+    if db.problems:
+        return "problem"
+    if not db.at_head:
+        return "behind"
+    return "ok"
+
+
+def tenants_status_dict(results: t.Sequence[TenantResult]) -> dict[str, t.Any]:
+    """``status --all-tenants --json``: the counts per revision, and each tenant's state."""
+    heads: tuple[str, ...] = ()
+    messages: dict[str, str | None] = {}
+    at: dict[tuple[str, ...], int] = {}
+    tenants = []
+    for result in results:
+        db = result.status
+        state = _tenant_state(result)
+        entry: dict[str, t.Any] = {"tenant": result.tenant, "state": state}
+        if db is not None:
+            heads = db.heads or heads
+            messages.update(db.messages)
+            at[db.current] = at.get(db.current, 0) + 1
+            entry.update(
+                current=list(db.current), pending=len(db.pending),
+                problems=[{"code": p.code, "message": p.message, "fix": p.fix} for p in db.problems],
+            )
+            last_run = next((e for e in db.recent if e.kind == "run"), None)
+            if last_run is not None:
+                entry["last_run"] = {
+                    "state": last_run.state, "started_at": last_run.started_at.isoformat(),
+                    "message": last_run.message,
+                }
+        if result.error:
+            entry["error"] = result.error
+        tenants.append(entry)
+    revisions = [
+        {
+            "revisions": list(current),
+            "message": "; ".join(m for m in (messages.get(r) for r in current) if m) or None,
+            "head": set(current) == set(heads),
+            "tenants": count,
+        }
+        for current, count in sorted(at.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    states = [entry["state"] for entry in tenants]
+    return {
+        "heads": list(heads),
+        "tenants": len(results),
+        "revisions": revisions,
+        "counts": {state: states.count(state) for state in dict.fromkeys(states)},
+        "not_ok": [e for e in tenants if e["state"] != "ok"],
+        "ok": all(state == "ok" for state in states),
+        "details": tenants,
+    }
+
+
+def tenants_status(results: t.Sequence[TenantResult]) -> list[str]:
+    """``status --all-tenants``: how many tenants at each revision, and those that need a look."""
+    data = tenants_status_dict(results)
+    heads = ", ".join(data["heads"]) or "<base> (no revisions)"
+    lines = [f"Tenants: {data['tenants']}    Head: {heads}", ""]
+    if data["revisions"]:
+        rows = [("revision", "tenants", "")] + [
+            (", ".join(r["revisions"]) or "<base>", str(r["tenants"]),
+             ("(head) " if r["head"] else "") + (r["message"] or ""))
+            for r in data["revisions"]
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(2)]
+        for name, count, note in rows:
+            lines.append(f"  {name:<{widths[0]}}  {count:>{widths[1]}}  {note}".rstrip())
+        lines.append("")
+    counts = ", ".join(f"{n} {state}" for state, n in data["counts"].items())
+    lines.append(f"States: {counts}")
+    for state in ("failed", "interrupted", "problem", "unreadable", "behind"):
+        listed = [e for e in data["not_ok"] if e["state"] == state]
+        if not listed:
+            continue
+        lines.append("")
+        lines.append(f"{state.capitalize()} ({len(listed)}):")
+        for entry in listed:
+            where = ", ".join(entry.get("current", [])) or ("<base>" if "current" in entry else "?")
+            if state == "behind":
+                detail = f"at {where}, {entry['pending']} pending"
+            elif state in ("failed",) and "last_run" in entry:
+                detail = f"at {where}; last run {entry['last_run']['started_at'][:19]}: {entry['last_run']['message'] or 'failed'}"
+            elif entry.get("problems"):
+                detail = f"at {where}; " + "; ".join(p["message"] for p in entry["problems"])
+            else:
+                detail = entry.get("error") or ""
+            lines.append(f"  {entry['tenant']}: {detail}")
     return lines

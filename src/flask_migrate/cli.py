@@ -158,6 +158,116 @@ def _step_printer() -> t.Callable[[t.Any], None]:
     return echo
 
 
+def _tenant_options(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    f = click.option(
+        "--fail-fast",
+        is_flag=True,
+        help="With tenants: after a tenant fails, start no other (by default the others go on).",
+    )(f)
+    f = click.option(
+        "-j", "--jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="With tenants: how many run at once, in worker processes (default: up to 4, "
+        "no more than the CPUs).",
+    )(f)
+    f = click.option(
+        "--tenant", "tenant_names",
+        multiple=True,
+        metavar="NAME",
+        help="Run for this tenant instead of the application's database (repeat for several).",
+    )(f)
+    return click.option(
+        "--all-tenants",
+        is_flag=True,
+        help="Run for every tenant the application declares (Migrate(tenants=...)) instead "
+        "of its database.",
+    )(f)
+
+
+def _tenants_arg(
+    all_tenants: bool, names: tuple[str, ...], jobs: int | None, fail_fast: bool
+) -> str | list[str] | None:
+    """What ``--all-tenants``/``--tenant`` ask for (``tenants=`` of the operations)."""
+    if all_tenants and names:
+        raise CommandFailed("Give --all-tenants or --tenant NAME, not both.")
+    if not all_tenants and not names:
+        if jobs is not None or fail_fast:
+            raise CommandFailed("-j/--jobs and --fail-fast go with --all-tenants or --tenant NAME.")
+        return None
+    return "all" if all_tenants else list(names)
+
+
+def _for_tenants(
+    call: t.Callable[[t.Callable[[t.Any], None]], t.Any],
+    jobs: int | None,
+    *,
+    lines: bool = True,
+    table: str | None = "moves",
+) -> t.Any:
+    """Run ``call(on_tenant)`` with progress, then print the summary table.
+
+    On a terminal the progress is a bar on standard error (failures are
+    printed above it as they happen); otherwise, with ``lines``, a plain line
+    per tenant on standard output. Failed tenants make the command exit 1,
+    each named in an ``Error:`` line, after the table. Ctrl-C prints the
+    table of what was done before the command stops.
+    """
+    import sys
+    import time
+
+    from .tenants import Interrupted, default_jobs
+
+    tty = sys.stderr.isatty()
+    began = time.perf_counter()
+    bar_shown = False
+
+    def on_tenant(progress: t.Any) -> None:
+        nonlocal bar_shown
+        if tty:
+            if not progress.last.ok:
+                click.echo("\r\x1b[2K" + _render.tenant_line(progress), err=True)
+            click.echo("\r\x1b[2K" + _render.progress_bar(progress), err=True, nl=False)
+            bar_shown = True
+        elif lines:
+            click.echo(_render.tenant_line(progress))
+
+    def summary(results: t.Sequence[t.Any]) -> None:
+        if bar_shown:
+            click.echo(err=True)
+        if table is not None:
+            if lines and not tty:
+                click.echo()
+            for line in _render.tenant_table(results, table):
+                click.echo(line)
+            workers = jobs or default_jobs(len(results))
+            click.echo(_render.tenant_counts(results, time.perf_counter() - began, workers))
+
+    try:
+        results = call(on_tenant)
+    except Interrupted as exc:
+        summary(exc.results)
+        raise KeyboardInterrupt(str(exc)) from None
+    summary(results)
+    return results
+
+
+def _exit_for_failures(results: t.Sequence[t.Any]) -> None:
+    """An ``Error:`` line per failed tenant, and exit status 1, if any failed."""
+    failed = [r for r in results if not r.ok and r.outcome != "not started"]
+    skipped = [r for r in results if r.outcome == "not started"]
+    for result in failed:
+        click.echo(f"Error: {' '.join((result.error or result.outcome).split())}", err=True)
+    if skipped:
+        click.echo(
+            f"Error: {len(skipped)} tenant{'s' if len(skipped) != 1 else ''} not started "
+            "(--fail-fast).", err=True,
+        )
+    if failed or skipped:
+        raise click.exceptions.Exit(1)
+
+
 class CommandFailed(click.ClickException):
     """A command failed: one line ``Error: <message>`` on stderr, exit status 1.
 
@@ -532,6 +642,7 @@ def merge(
     help="First bring a database left at a revision 'flask db squash' replaced to the "
     "squash's revision, with the archived revisions.",
 )
+@_tenant_options
 @click.argument("revision", default="head")
 @_handle_errors
 def upgrade(
@@ -544,11 +655,24 @@ def upgrade(
     ddl_lock_timeout: float | None,
     ddl_lock_retries: int | None,
     from_archive: bool,
+    all_tenants: bool,
+    tenant_names: tuple[str, ...],
+    jobs: int | None,
+    fail_fast: bool,
     revision: str,
 ) -> None:
     """Upgrade to a later version"""
     from . import operations
 
+    tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
+    if tenants is not None:
+        _exit_for_failures(_for_tenants(lambda on_tenant: operations.upgrade(
+            _dir(directory), revision, sql, tag, x_arg,
+            lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
+            from_archive=from_archive, tenants=tenants, jobs=jobs, fail_fast=fail_fast,
+            on_tenant=on_tenant,
+        ), jobs))
+        return
     operations.upgrade(
         _dir(directory), revision, sql, tag, x_arg, quiet=False,
         lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
@@ -563,6 +687,7 @@ def upgrade(
 @_tag_option
 @_x_arg_option
 @_lock_options
+@_tenant_options
 @click.argument("revision", default="-1")
 @_handle_errors
 def downgrade(
@@ -574,11 +699,23 @@ def downgrade(
     no_lock: bool | None,
     ddl_lock_timeout: float | None,
     ddl_lock_retries: int | None,
+    all_tenants: bool,
+    tenant_names: tuple[str, ...],
+    jobs: int | None,
+    fail_fast: bool,
     revision: str,
 ) -> None:
     """Revert to a previous version"""
     from . import operations
 
+    tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
+    if tenants is not None:
+        _exit_for_failures(_for_tenants(lambda on_tenant: operations.downgrade(
+            _dir(directory), revision, sql, tag, x_arg,
+            lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
+            tenants=tenants, jobs=jobs, fail_fast=fail_fast, on_tenant=on_tenant,
+        ), jobs))
+        return
     operations.downgrade(
         _dir(directory), revision, sql, tag, x_arg, quiet=False,
         lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
@@ -665,11 +802,27 @@ def branches(directory: str | None, verbose: bool, x_arg: tuple[str, ...]) -> No
 @_directory_option
 @_verbose_option
 @_x_arg_option
+@_tenant_options
 @_handle_errors
-def current(directory: str | None, verbose: bool, x_arg: tuple[str, ...]) -> None:
+def current(
+    directory: str | None,
+    verbose: bool,
+    x_arg: tuple[str, ...],
+    all_tenants: bool,
+    tenant_names: tuple[str, ...],
+    jobs: int | None,
+    fail_fast: bool,
+) -> None:
     """Display the current revision for each database."""
     from . import operations
 
+    tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
+    if tenants is not None:
+        _exit_for_failures(_for_tenants(lambda on_tenant: operations.current(
+            _dir(directory), verbose, x_arg, tenants=tenants, jobs=jobs, fail_fast=fail_fast,
+            on_tenant=on_tenant,
+        ), jobs, lines=False, table="revisions"))
+        return
     for line in _render.current(operations.current(_dir(directory), verbose, x_arg), verbose):
         click.echo(line)
 
@@ -684,6 +837,7 @@ def current(directory: str | None, verbose: bool, x_arg: tuple[str, ...]) -> Non
 )
 @_x_arg_option
 @_lock_options
+@_tenant_options
 @click.argument("revision", default="head")
 @_handle_errors
 def stamp(
@@ -696,12 +850,24 @@ def stamp(
     no_lock: bool | None,
     ddl_lock_timeout: float | None,
     ddl_lock_retries: int | None,
+    all_tenants: bool,
+    tenant_names: tuple[str, ...],
+    jobs: int | None,
+    fail_fast: bool,
     revision: str,
 ) -> None:
     """'stamp' the revision table with the given revision; don't run any
     migrations"""
     from . import operations
 
+    tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
+    if tenants is not None:
+        _exit_for_failures(_for_tenants(lambda on_tenant: operations.stamp(
+            _dir(directory), revision, sql, tag, purge, x_arg,
+            lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
+            tenants=tenants, jobs=jobs, fail_fast=fail_fast, on_tenant=on_tenant,
+        ), jobs))
+        return
     operations.stamp(
         _dir(directory), revision, sql, tag, purge, x_arg, quiet=False,
         lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
@@ -712,11 +878,29 @@ def stamp(
 @db.command()
 @_directory_option
 @_x_arg_option
+@_tenant_options
 @_handle_errors
-def check(directory: str | None, x_arg: tuple[str, ...]) -> None:
+def check(
+    directory: str | None,
+    x_arg: tuple[str, ...],
+    all_tenants: bool,
+    tenant_names: tuple[str, ...],
+    jobs: int | None,
+    fail_fast: bool,
+) -> None:
     """Check if there are any new operations to migrate"""
     from . import operations
 
+    tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
+    if tenants is not None:
+        results = _for_tenants(lambda on_tenant: operations.check(
+            _dir(directory), x_arg, tenants=tenants, jobs=jobs, fail_fast=fail_fast,
+            on_tenant=on_tenant,
+        ), jobs, lines=False, table="outcomes")
+        if all(r.ok for r in results):
+            click.echo("No new upgrade operations detected.")
+        _exit_for_failures(results)
+        return
     operations.check(_dir(directory), x_arg)
     click.echo("No new upgrade operations detected.")
 
@@ -737,15 +921,42 @@ def check(directory: str | None, x_arg: tuple[str, ...]) -> None:
     show_default=True,
     help="How many journal entries to show per database.",
 )
+@_tenant_options
 @_handle_errors
 def status(
-    directory: str | None, x_arg: tuple[str, ...], as_json: bool, check: bool, recent: int
+    directory: str | None,
+    x_arg: tuple[str, ...],
+    as_json: bool,
+    check: bool,
+    recent: int,
+    all_tenants: bool,
+    tenant_names: tuple[str, ...],
+    jobs: int | None,
+    fail_fast: bool,
 ) -> None:
-    """Show each database's revision, pending revisions, recent steps and problems."""
+    """Show each database's revision, pending revisions, recent steps and problems.
+
+    With --all-tenants (or --tenant NAME): how many tenants are at each
+    revision, and the tenants that are behind, failed or were interrupted.
+    """
     import json
 
     from . import operations
 
+    tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
+    if tenants is not None:
+        results = _for_tenants(lambda on_tenant: operations.status(
+            _dir(directory), x_arg, max(recent, 1), tenants=tenants, jobs=jobs,
+            fail_fast=fail_fast, on_tenant=on_tenant,
+        ), jobs, lines=False, table=None)
+        if as_json:
+            click.echo(json.dumps(_render.tenants_status_dict(results), indent=2))
+        else:
+            for line in _render.tenants_status(results):
+                click.echo(line)
+        if check and not _render.tenants_status_dict(results)["ok"]:
+            raise click.exceptions.Exit(1)
+        return
     result = operations.status(_dir(directory), x_arg, recent)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

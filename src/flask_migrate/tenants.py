@@ -160,13 +160,13 @@ def resolve(
     return _unique(list(dict.fromkeys(chosen)), "tenants=")
 
 
-def default_jobs(tenants: Sequence[Tenant]) -> int:
+def default_jobs(count: int) -> int:
     """How many workers by default: a few, never more than the CPUs or the tenants.
 
     A migration's time goes to Python (building and compiling statements) as
     much as to the server, so more workers than CPUs only adds contention.
     """
-    return max(1, min(4, os.cpu_count() or 1, len(tenants)))
+    return max(1, min(4, os.cpu_count() or 1, count))
 
 
 # -- running ---------------------------------------------------------------------
@@ -195,7 +195,7 @@ def run(
     :raises Interrupted: on Ctrl-C or SIGTERM, with all the results.
     """
     if jobs is None:
-        jobs = default_jobs(tenants)
+        jobs = default_jobs(len(tenants))
     jobs = max(1, min(jobs, len(tenants)))
     schedule = _Schedule(tenants, fail_fast, on_result)
     if jobs > 1 and hasattr(os, "fork"):
