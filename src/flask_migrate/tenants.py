@@ -453,7 +453,8 @@ class _Forked:
         worker.busy = None
         self.schedule.finish(got, result)
         if result.outcome == "interrupted":
-            raise KeyboardInterrupt(result.error or "SIGINT")
+            # the worker was interrupted on its own (a signal to it alone): stop all
+            raise KeyboardInterrupt("SIGTERM" if "SIGTERM" in (result.error or "") else "SIGINT")
 
     def _stop(self, signal_name: str) -> None:
         """After Ctrl-C: let the running tenants roll back, and collect their results."""
