@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import os
 import pickle
 import selectors
@@ -41,6 +42,8 @@ from .tenancy import Tenant
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable, Iterable, Sequence
+
+log = logging.getLogger("flask_migrate")
 
 __all__ = ["BUSY", "Interrupted", "Progress", "default_jobs", "resolve", "run"]
 
@@ -198,13 +201,27 @@ def run(
         jobs = default_jobs(len(tenants))
     jobs = max(1, min(jobs, len(tenants)))
     schedule = _Schedule(tenants, fail_fast, on_result)
-    if jobs > 1 and hasattr(os, "fork"):
+    if jobs > 1 and not _can_fork():
+        log.warning(
+            "Running the %d tenants one at a time: worker processes are forked, and "
+            "this process has other threads (forking them is unsafe) or no fork().",
+            len(tenants),
+        )
+        jobs = 1
+    if jobs > 1:
         if before_fork is not None:
             before_fork()
         _Forked(schedule, work, jobs, after_fork).run()
     else:
         _inline(schedule, work)
     return schedule.results()
+
+
+def _can_fork() -> bool:
+    """Whether forking workers is safe here: ``fork()`` exists and this is the only thread."""
+    import threading
+
+    return hasattr(os, "fork") and threading.active_count() == 1
 
 
 class _Schedule:
@@ -369,36 +386,47 @@ class _Forked:
 
     def _serve(self, tasks: int, results: int) -> int:  # pragma: no cover - in the worker
         """A worker's loop: tenant index in, result out, until told to stop."""
-        interrupted = False
+        interrupted: str | None = None
+        running = False
 
         def first_only(signum: int, frame: t.Any) -> None:
             # NOTE: Ctrl-C reaches the whole process group, and the parent
             # passes it on as well: only the first may interrupt a run, the
-            # rest must not break its rollback and the release of its lock
+            # rest must not break its rollback and the release of its lock.
+            # Between two tenants it only stops the worker, so that no
+            # finished tenant's result is lost.
             nonlocal interrupted
-            if interrupted:
+            if interrupted is not None:
                 return
-            interrupted = True
-            raise KeyboardInterrupt("SIGTERM" if signum == signal.SIGTERM else "SIGINT")
+            interrupted = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
+            if running:
+                raise KeyboardInterrupt(interrupted)
 
         signal.signal(signal.SIGINT, first_only)
         signal.signal(signal.SIGTERM, first_only)
+        if self.after_fork is not None:
+            self.after_fork()
         try:
-            if self.after_fork is not None:
-                self.after_fork()
-            while True:
+            while interrupted is None:
                 try:
                     index, wait = _receive(tasks)
                 except EOFError:
                     return 0
+                tenant = self.schedule.tenants[index]
+                if interrupted is not None:
+                    _send(results, (index, TenantResult(tenant.name, "not started")))
+                    break
+                running = True
                 try:
-                    result = self.work(self.schedule.tenants[index], wait)
+                    result = self.work(tenant, wait)
                 except TenantInterrupted as exc:
-                    _send(results, (index, exc.result))
-                    return 1
+                    result = exc.result
+                finally:
+                    running = False
                 _send(results, (index, result))
-        except KeyboardInterrupt:
-            return 1
+        except KeyboardInterrupt:  # in the instant between a run and its result
+            pass
+        return 1
 
     def _feed(self) -> None:
         selector = selectors.DefaultSelector()
@@ -452,7 +480,7 @@ class _Forked:
             return
         worker.busy = None
         self.schedule.finish(got, result)
-        if result.outcome == "interrupted":
+        if result.outcome in ("interrupted", "not started"):
             # the worker was interrupted on its own (a signal to it alone): stop all
             raise KeyboardInterrupt("SIGTERM" if "SIGTERM" in (result.error or "") else "SIGINT")
 
