@@ -471,6 +471,12 @@ def list_templates(directory: str | None, x_arg: tuple[str, ...]) -> None:
     help="Write empty __init__.py files to the environment and version locations",
 )
 @_x_arg_option
+@click.option(
+    "--tenants",
+    is_flag=True,
+    help='Create the tenants\' own history (default folder: Migrate(tenant_directory=...), '
+    'else "tenant_migrations"), from the flask-tenants template.',
+)
 @_handle_errors
 def init(
     directory: str | None,
@@ -478,11 +484,27 @@ def init(
     template: str | None,
     package: bool,
     x_arg: tuple[str, ...],
+    tenants: bool,
 ) -> None:
     """Creates a new migration repository."""
+    import os
+
+    from flask import current_app
+
     from . import operations
 
-    operations.init(_dir(directory), multidb, template, package, x_arg, quiet=False)
+    path = operations.init(
+        _dir(directory), multidb, template, package, x_arg, quiet=False, tenants=tenants
+    )
+    if not tenants:
+        return
+    configured = current_app.extensions["migrate"].migrate.tenant_directory
+    if configured is None or os.path.abspath(configured) != os.path.abspath(path):
+        # the commands for tenants find the folder only through Migrate()
+        click.echo(
+            f'Pass tenant_directory="{path.as_posix()}" to Migrate() so that the commands '
+            "for tenants use this folder."
+        )
 
 
 def _revision_options(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
@@ -523,6 +545,12 @@ def _revision_options(f: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
     help="Populate revision script with candidate migration operations, "
     "based on comparison of database to model",
 )
+@click.option(
+    "--tenants",
+    is_flag=True,
+    help="A revision of the tenants' own history (Migrate(tenant_directory=...)); "
+    "--autogenerate compares with a scratch tenant.",
+)
 @_handle_errors
 def revision(
     directory: str | None,
@@ -535,13 +563,14 @@ def revision(
     rev_id: str | None,
     x_arg: tuple[str, ...],
     autogenerate: bool,
+    tenants: bool,
 ) -> None:
     """Create a new revision file."""
     from . import operations
 
     script = operations.revision(
         _dir(directory), message, autogenerate, sql, head, splice, branch_label,
-        version_path, rev_id, x_arg, quiet=False,
+        version_path, rev_id, x_arg, quiet=False, tenants=tenants,
     )
     if script is None and autogenerate:
         click.echo("No changes in schema detected.")
@@ -549,6 +578,12 @@ def revision(
 
 @db.command()
 @_revision_options
+@click.option(
+    "--tenants",
+    is_flag=True,
+    help="For the tenants' own history (Migrate(tenant_directory=...)), compared "
+    "with a scratch tenant brought to its head and removed afterwards.",
+)
 @_handle_errors
 def migrate(
     directory: str | None,
@@ -560,13 +595,14 @@ def migrate(
     version_path: str | None,
     rev_id: str | None,
     x_arg: tuple[str, ...],
+    tenants: bool,
 ) -> None:
     """Autogenerate a new revision file (Alias for 'revision --autogenerate')"""
     from . import operations
 
     script = operations.migrate(
         _dir(directory), message, sql, head, splice, branch_label, version_path,
-        rev_id, x_arg, quiet=False,
+        rev_id, x_arg, quiet=False, tenants=tenants,
     )
     if script is None:
         click.echo("No changes in schema detected.")

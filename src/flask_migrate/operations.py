@@ -260,7 +260,14 @@ def _failed(
 def tenancy_passwords(tenant: Tenant) -> set[str]:
     from .errors import passwords_in
 
-    return set(passwords_in(str(tenant.url))) if tenant.url is not None else set()
+    if tenant.url is None:
+        return set()
+    found = set(passwords_in(str(tenant.url)))
+    # NOTE: str() of a URL object hides its password: take it from the object
+    password = getattr(tenant.url, "password", None)
+    if password:
+        found.add(str(password))
+    return found
 
 
 def _tenant_message(tenant: Tenant, text: str) -> str:
@@ -339,6 +346,12 @@ def _database(run: runner.Run, context: MigrationContext) -> str:
 
 # -- templates and init ------------------------------------------------------
 
+#: Where ``init(tenants=True)`` puts the tenants' history when neither its
+#: ``directory`` nor ``Migrate(tenant_directory=...)`` says.
+TENANT_DIRECTORY = "tenant_migrations"
+#: The template of the tenants' history.
+TENANT_TEMPLATE = "flask-tenants"
+
 
 def list_templates() -> list[TemplateInfo]:
     """The templates shipped with Flask-Migrate, sorted by name."""
@@ -363,13 +376,30 @@ def init(
     x_arg: str | t.Sequence[str] | None = None,
     *,
     quiet: bool = True,
+    tenants: bool = False,
 ) -> Path:
     """Create a migrations folder; returns its path.
 
     ``template`` is a template name (see :func:`list_templates`) or the path of
     a template folder of your own.
+
+    With ``tenants=True``, the folder of the tenants' own history (see
+    :doc:`tenant-history`): ``directory`` if given, else the
+    ``tenant_directory`` of :class:`~flask_migrate.Migrate`, else
+    :data:`TENANT_DIRECTORY`; made from the ``flask-tenants`` template unless
+    ``template`` names another.
     """
     state = runner.state()
+    if tenants:
+        if multidb:
+            raise MigrateError(
+                "--multidb cannot be combined with --tenants: a tenant is one database "
+                "(or schema), and the tenants' history is a single-database one."
+            )
+        if directory is None:
+            directory = state.migrate.tenant_directory or TENANT_DIRECTORY
+        if template is None:
+            template = TENANT_TEMPLATE
     directory = str(state.directory if directory is None else directory)
     template_directory = None
     if template is not None and ("/" in template or "\\" in template):
@@ -440,6 +470,116 @@ def _autogenerate_revision(
     return scripts[0] if scripts else None
 
 
+def _autogenerate_for_tenants(
+    config: Config, script_directory: ScriptDirectory, **command_args: t.Any
+) -> Script | None:
+    """Autogenerate for the tenants' history, against a scratch tenant at its heads.
+
+    NOTE: no real tenant is compared with: one may lag behind or be ahead
+    (an upgrade in progress), there may be none yet, and picking one would
+    make the revision depend on which. A scratch tenant of the kind the
+    application's tenants are (see :func:`_scratch_tenant`) is brought to the
+    history's heads, with the runs redirected to it as for any tenant, and
+    compared with; it is removed on every way out, Ctrl-C included.
+    """
+    from flask import current_app
+
+    if command_args.get("sql"):
+        raise MigrateError("Using --sql with --autogenerate does not make any sense.")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with _scratch_tenant() as tenant:
+        try:
+            with tenancy.scope(tenant, app), _alembic_info_hushed():
+                try:
+                    translate_errors(_upgrade_scratch)(config, script_directory)
+                except MigrateError as exc:
+                    error = MigrateError(
+                        "Could not bring a scratch tenant to the head of the tenants' history, "
+                        f"to compare the models with: {exc}"
+                        + (
+                            " (A schema tenant sees the application's database: if a revision "
+                            "refers to its tables, run 'flask db upgrade' first.)"
+                            if tenant.schema is not None else ""
+                        )
+                    )
+                    error.original = exc.original
+                    raise error from exc
+            with tenancy.scope(tenant, app):
+                return _autogenerate_revision(config, script_directory, **command_args)
+        except MigrateError as exc:
+            # the scratch database has the first tenant's credentials, not the app's
+            exc.args = (scrub(str(exc), sorted(tenancy_passwords(tenant))),)
+            raise
+
+
+def _upgrade_scratch(config: Config, script: ScriptDirectory) -> None:
+    """Bring the scratch tenant in scope to the heads (no lock, no journal: nobody else sees it)."""
+    plan = Plan("upgrade", "heads", lambda heads: _alembic.upgrade_steps(script, "heads", heads))
+    runner.Run(
+        config, script, lambda heads, context: plan.compute(heads), plan=plan,
+        lock=LockOptions(enabled=False), journal=False, as_sql=False, destination_rev="heads",
+    ).execute()
+
+
+#: How errors name the scratch tenant of ``migrate --tenants``.
+_SCRATCH_TENANT = "(scratch)"
+
+
+@contextlib.contextmanager
+def _scratch_tenant() -> t.Iterator[Tenant]:
+    """A tenant made to autogenerate against, like the application's first; removed afterwards.
+
+    * Schema tenants, or no tenant declared and a PostgreSQL application
+      database: a schema of a unique name in the application's database
+      (the run creates it), dropped with ``CASCADE``.
+    * Tenants with databases of their own: a scratch database on the server
+      of the first one (a temporary file for SQLite; see :mod:`.scratch`).
+    * No tenant declared, on another database: a scratch database like the
+      application's.
+    """
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    from . import scratch
+
+    migrate_state = runner.state()
+    declared = tenants_.declared(migrate_state.migrate.tenants) if migrate_state.migrate.tenants else []
+    engine = migrate_state.get_engine(None)
+    first = declared[0] if declared else None
+    if (first is not None and first.schema is not None) or (
+        first is None and engine.dialect.name == "postgresql"
+    ):
+        schema = scratch.PREFIX + uuid.uuid4().hex[:16]
+        try:
+            yield Tenant(_SCRATCH_TENANT, schema=schema)
+        finally:
+            _drop_schema(engine, schema)
+        return
+    model = make_url(first.url) if first is not None and first.url is not None else engine.url
+    database = scratch.create(model, None)
+    try:
+        yield Tenant(_SCRATCH_TENANT, url=database.url)
+    finally:
+        try:
+            scratch.drop(database)
+        except Exception as exc:  # noqa: BLE001 - never hide the command's own outcome
+            log.warning("Could not remove the scratch database %s: %s", database.label, exc)
+
+
+def _drop_schema(engine: t.Any, schema: str) -> None:
+    """Drop a scratch schema and everything in it (nothing if the run never made it)."""
+    import sqlalchemy as sa
+
+    try:
+        with engine.connect() as conn:
+            quoted = conn.dialect.identifier_preparer.quote_identifier(schema)
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {quoted} CASCADE"))
+            conn.commit()
+    except Exception as exc:  # noqa: BLE001 - never hide the command's own outcome
+        log.warning("Could not remove the scratch schema %s: %s", schema, exc)
+
+
 def _hushed(config: Config) -> t.ContextManager[t.Any]:
     """Silence "Generating ..." lines when asked to be quiet.
 
@@ -465,17 +605,28 @@ def revision(
     x_arg: str | t.Sequence[str] | None = None,
     *,
     quiet: bool = True,
+    tenants: bool = False,
 ) -> Script | None:
     """Create a revision file; returns its script (``None`` if nothing was written).
 
     With ``autogenerate``, no file is written when the models and the database
     already agree.
+
+    With ``tenants=True``, a revision of the tenants' history: in
+    ``directory`` if given, else in the ``tenant_directory`` of
+    :class:`~flask_migrate.Migrate` (else the application's folder, which
+    tenants then share). Autogenerate then compares the models with a scratch
+    tenant made for the occasion, brought to the history's heads, and removed
+    afterwards whatever happens (see :doc:`tenant-history`).
     """
+    if tenants and directory is None:
+        directory = runner.state().migrate.tenant_directory
     opts = ["autogenerate"] if autogenerate else None
     config = get_config(directory, x_arg=x_arg, opts=opts, quiet=quiet)
     script_directory = load_scripts(config)
     if autogenerate:
-        return _autogenerate_revision(
+        generate = _autogenerate_for_tenants if tenants else _autogenerate_revision
+        return generate(
             config, script_directory, message=message, sql=sql, head=head,
             splice=splice, branch_label=branch_label, version_path=version_path,
             rev_id=rev_id, depends_on=None,
@@ -511,8 +662,12 @@ def migrate(
     x_arg: str | t.Sequence[str] | None = None,
     *,
     quiet: bool = True,
+    tenants: bool = False,
 ) -> Script | None:
-    """``revision`` with ``autogenerate``; returns ``None`` when nothing changed."""
+    """``revision`` with ``autogenerate``; returns ``None`` when nothing changed.
+
+    ``tenants=True``: for the tenants' history (see :func:`revision`).
+    """
     return revision(
         directory,
         message,
@@ -525,6 +680,7 @@ def migrate(
         rev_id=rev_id,
         x_arg=x_arg,
         quiet=quiet,
+        tenants=tenants,
     )
 
 
@@ -594,6 +750,46 @@ def edit(
 
 
 # -- applying revisions ---------------------------------------------------------
+
+
+@t.overload
+def upgrade(
+    directory: str | os.PathLike[str] | None = None,
+    revision: str = "head",
+    sql: bool = False,
+    tag: str | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+    output: t.TextIO | None = None,
+    lock: LockOptions = LockOptions(),
+    on_step: t.Callable[[Step], None] | None = None,
+    from_archive: bool = False,
+    tenants: None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> list[Step]: ...
+
+
+@t.overload
+def upgrade(
+    directory: str | os.PathLike[str] | None = None,
+    revision: str = "head",
+    sql: bool = False,
+    tag: str | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+    output: t.TextIO | None = None,
+    lock: LockOptions = LockOptions(),
+    on_step: t.Callable[[Step], None] | None = None,
+    from_archive: bool = False,
+    tenants: TenantsArg,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> list[TenantResult]: ...
 
 
 @translate_errors
@@ -710,6 +906,44 @@ def _catch_up(
     return applied
 
 
+@t.overload
+def downgrade(
+    directory: str | os.PathLike[str] | None = None,
+    revision: str = "-1",
+    sql: bool = False,
+    tag: str | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+    output: t.TextIO | None = None,
+    lock: LockOptions = LockOptions(),
+    on_step: t.Callable[[Step], None] | None = None,
+    tenants: None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> list[Step]: ...
+
+
+@t.overload
+def downgrade(
+    directory: str | os.PathLike[str] | None = None,
+    revision: str = "-1",
+    sql: bool = False,
+    tag: str | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+    output: t.TextIO | None = None,
+    lock: LockOptions = LockOptions(),
+    on_step: t.Callable[[Step], None] | None = None,
+    tenants: TenantsArg,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> list[TenantResult]: ...
+
+
 @translate_errors
 def downgrade(
     directory: str | os.PathLike[str] | None = None,
@@ -771,6 +1005,46 @@ def _downgrade(
         config, script, Plan("downgrade", revision, compute), lock, on_step,
         as_sql=sql, starting_rev=starting_rev, destination_rev=revision, tag=tag,
     )
+
+
+@t.overload
+def stamp(
+    directory: str | os.PathLike[str] | None = None,
+    revision: str | t.Sequence[str] = "head",
+    sql: bool = False,
+    tag: str | None = None,
+    purge: bool = False,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+    output: t.TextIO | None = None,
+    lock: LockOptions = LockOptions(),
+    on_step: t.Callable[[Step], None] | None = None,
+    tenants: None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> list[Step]: ...
+
+
+@t.overload
+def stamp(
+    directory: str | os.PathLike[str] | None = None,
+    revision: str | t.Sequence[str] = "head",
+    sql: bool = False,
+    tag: str | None = None,
+    purge: bool = False,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    quiet: bool = True,
+    output: t.TextIO | None = None,
+    lock: LockOptions = LockOptions(),
+    on_step: t.Callable[[Step], None] | None = None,
+    tenants: TenantsArg,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> list[TenantResult]: ...
 
 
 @translate_errors
@@ -865,6 +1139,32 @@ def _current_heads(config: Config, script: ScriptDirectory) -> list[CurrentRevis
     return found
 
 
+@t.overload
+def current(
+    directory: str | os.PathLike[str] | None = None,
+    verbose: bool = False,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    tenants: None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> list[CurrentRevisions]: ...
+
+
+@t.overload
+def current(
+    directory: str | os.PathLike[str] | None = None,
+    verbose: bool = False,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    tenants: TenantsArg,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> list[TenantResult]: ...
+
+
 @translate_errors
 def current(
     directory: str | os.PathLike[str] | None = None,
@@ -939,6 +1239,32 @@ def history(
     return History(scripts, currents if indicate_current else None)
 
 
+@t.overload
+def status(
+    directory: str | os.PathLike[str] | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    recent: int = 10,
+    *,
+    tenants: None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> Status: ...
+
+
+@t.overload
+def status(
+    directory: str | os.PathLike[str] | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    recent: int = 10,
+    *,
+    tenants: TenantsArg,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> list[TenantResult]: ...
+
+
 @translate_errors
 def status(
     directory: str | os.PathLike[str] | None = None,
@@ -1003,6 +1329,30 @@ def branches(
         for sc in script.walk_revisions()
         if sc.is_branch_point
     ]
+
+
+@t.overload
+def check(
+    directory: str | os.PathLike[str] | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    tenants: None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> None: ...
+
+
+@t.overload
+def check(
+    directory: str | os.PathLike[str] | None = None,
+    x_arg: str | t.Sequence[str] | None = None,
+    *,
+    tenants: TenantsArg,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    on_tenant: t.Callable[[Progress], None] | None = None,
+) -> list[TenantResult]: ...
 
 
 @translate_errors

@@ -221,6 +221,9 @@ def _failed_database(exc: BaseException, engines: list[t.Any]) -> str | None:
     label = getattr(exc, "_flask_migrate_database", None)
     if label is not None:
         return t.cast(str, label)
+    scope = tenancy.active()
+    if scope is not None and scope.tenant.url is not None:
+        return scope.tenant.safe_url  # not the application's database
     if len(engines) == 1:
         return t.cast(str, engines[0].url.render_as_string(hide_password=True))
     return None
@@ -393,6 +396,35 @@ class Run:
             "include_name": include_name,
             "on_version_apply": (*user_hooks, self._on_version_apply),
         }
+        migrate_state = state()
+        if migrate_state.migrate.tenant_directory is not None:
+            # NOTE: tenants with a history of their own have other tables than
+            # the application's database: the main history must neither create
+            # the per-tenant tables there nor drop them, and the tenants'
+            # history the same with the shared tables, whatever metadata
+            # env.py passes. A table is per-tenant when marked so
+            # (Table.info[TENANT_INFO_KEY]) or when the application's model
+            # of that schema and name is; tables the models do not know stay.
+            user_object_filter = kwargs.get("include_object")
+            tenant_run = self.tenant is not None
+            models: dict[tuple[str | None, str], bool] | None = None  # read on first use
+
+            def include_object(obj: t.Any, name: str | None, type_: str, reflected: bool, compare_to: t.Any) -> bool:
+                nonlocal models
+                if type_ == "table" and name is not None:
+                    if models is None:
+                        models = {
+                            (table.schema, table.name): bool(table.info.get(tenancy.TENANT_INFO_KEY))
+                            for table in migrate_state.get_metadata(None).tables.values()
+                        }
+                    per_tenant = True if obj.info.get(tenancy.TENANT_INFO_KEY) else models.get((obj.schema, name))
+                    if per_tenant is not None and per_tenant != tenant_run:
+                        return False
+                return user_object_filter is None or bool(
+                    user_object_filter(obj, name, type_, reflected, compare_to)
+                )
+
+            args["include_object"] = include_object
         connection = kwargs.get("connection")
         if (
             self.plan is not None
