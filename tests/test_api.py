@@ -677,21 +677,27 @@ def test_operations_take_the_same_leading_parameters() -> None:
 
 
 def test_migrate_signatures_match_flask_migrate_4_1() -> None:
-    """Migrate(), init_app() and get_config() keep the original's signatures."""
+    """Migrate(), init_app() and get_config() keep the original's signatures.
+
+    The only additions are keyword-only (tenants), so that no call written for
+    4.1 binds differently.
+    """
     init_params = [(p.name, p.default, p.kind) for p in _params(Migrate.__init__)]
     kw = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    only = inspect.Parameter.KEYWORD_ONLY
     var = inspect.Parameter.VAR_KEYWORD
+    ours = [("tenants", None, only), ("tenant_directory", None, only)]
     assert init_params == [
         ("self", _EMPTY, kw), ("app", None, kw), ("db", None, kw),
         ("directory", "migrations", kw), ("command", "db", kw),
         ("compare_type", True, kw), ("render_as_batch", True, kw),
-        ("kwargs", _EMPTY, var),
+        *ours, ("kwargs", _EMPTY, var),
     ]
     init_app_params = [(p.name, p.default, p.kind) for p in _params(Migrate.init_app)]
     assert init_app_params == [
         ("self", _EMPTY, kw), ("app", _EMPTY, kw), ("db", None, kw),
         ("directory", None, kw), ("command", None, kw), ("compare_type", None, kw),
-        ("render_as_batch", None, kw), ("kwargs", _EMPTY, var),
+        ("render_as_batch", None, kw), *ours, ("kwargs", _EMPTY, var),
     ]
     get_config_params = [(p.name, p.default) for p in _params(Migrate.get_config)]
     assert get_config_params == [

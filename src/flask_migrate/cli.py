@@ -444,6 +444,25 @@ def _dir(directory: str | None) -> str | None:
     return directory or getattr(g, "directory", None)
 
 
+def _tenant_dir(directory: str | None) -> str | None:
+    """The migrations folder of a command for tenants.
+
+    The command's own ``-d`` wins; then ``Migrate(tenant_directory=...)``
+    (``None`` here lets the operation pick it up); the ``flask db`` group's
+    ``-d`` (or ``FLASK_DB_DIRECTORY``) only when there is none, since it
+    names the application's history, which the tenants may not share.
+    """
+    from flask import current_app
+
+    if directory:
+        return directory
+    if getattr(current_app.extensions.get("migrate"), "migrate", None) is not None and (
+        current_app.extensions["migrate"].migrate.tenant_directory is not None
+    ):
+        return None
+    return _dir(None)
+
+
 @db.command()
 @_directory_option
 @_x_arg_option
@@ -494,7 +513,7 @@ def init(
     from . import operations
 
     path = operations.init(
-        _dir(directory), multidb, template, package, x_arg, quiet=False, tenants=tenants
+        directory if tenants else _dir(directory), multidb, template, package, x_arg, quiet=False, tenants=tenants
     )
     if not tenants:
         return
@@ -569,7 +588,7 @@ def revision(
     from . import operations
 
     script = operations.revision(
-        _dir(directory), message, autogenerate, sql, head, splice, branch_label,
+        _tenant_dir(directory) if tenants else _dir(directory), message, autogenerate, sql, head, splice, branch_label,
         version_path, rev_id, x_arg, quiet=False, tenants=tenants,
     )
     if script is None and autogenerate:
@@ -601,7 +620,7 @@ def migrate(
     from . import operations
 
     script = operations.migrate(
-        _dir(directory), message, sql, head, splice, branch_label, version_path,
+        _tenant_dir(directory) if tenants else _dir(directory), message, sql, head, splice, branch_label, version_path,
         rev_id, x_arg, quiet=False, tenants=tenants,
     )
     if script is None:
@@ -703,7 +722,7 @@ def upgrade(
     tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
     if tenants is not None:
         _exit_for_failures(_for_tenants(lambda on_tenant: operations.upgrade(
-            _dir(directory), revision, sql, tag, x_arg,
+            _tenant_dir(directory), revision, sql, tag, x_arg,
             lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
             from_archive=from_archive, tenants=tenants, jobs=jobs, fail_fast=fail_fast,
             on_tenant=on_tenant,
@@ -747,7 +766,7 @@ def downgrade(
     tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
     if tenants is not None:
         _exit_for_failures(_for_tenants(lambda on_tenant: operations.downgrade(
-            _dir(directory), revision, sql, tag, x_arg,
+            _tenant_dir(directory), revision, sql, tag, x_arg,
             lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
             tenants=tenants, jobs=jobs, fail_fast=fail_fast, on_tenant=on_tenant,
         ), jobs))
@@ -855,7 +874,7 @@ def current(
     tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
     if tenants is not None:
         _exit_for_failures(_for_tenants(lambda on_tenant: operations.current(
-            _dir(directory), verbose, x_arg, tenants=tenants, jobs=jobs, fail_fast=fail_fast,
+            _tenant_dir(directory), verbose, x_arg, tenants=tenants, jobs=jobs, fail_fast=fail_fast,
             on_tenant=on_tenant,
         ), jobs, lines=False, table="revisions"))
         return
@@ -899,7 +918,7 @@ def stamp(
     tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
     if tenants is not None:
         _exit_for_failures(_for_tenants(lambda on_tenant: operations.stamp(
-            _dir(directory), revision, sql, tag, purge, x_arg,
+            _tenant_dir(directory), revision, sql, tag, purge, x_arg,
             lock=_lock(lock_timeout, no_lock, ddl_lock_timeout, ddl_lock_retries),
             tenants=tenants, jobs=jobs, fail_fast=fail_fast, on_tenant=on_tenant,
         ), jobs))
@@ -930,7 +949,7 @@ def check(
     tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
     if tenants is not None:
         results = _for_tenants(lambda on_tenant: operations.check(
-            _dir(directory), x_arg, tenants=tenants, jobs=jobs, fail_fast=fail_fast,
+            _tenant_dir(directory), x_arg, tenants=tenants, jobs=jobs, fail_fast=fail_fast,
             on_tenant=on_tenant,
         ), jobs, lines=False, table="outcomes")
         if all(r.ok for r in results):
@@ -982,7 +1001,7 @@ def status(
     tenants = _tenants_arg(all_tenants, tenant_names, jobs, fail_fast)
     if tenants is not None:
         results = _for_tenants(lambda on_tenant: operations.status(
-            _dir(directory), x_arg, max(recent, 1), tenants=tenants, jobs=jobs,
+            _tenant_dir(directory), x_arg, max(recent, 1), tenants=tenants, jobs=jobs,
             fail_fast=fail_fast, on_tenant=on_tenant,
         ), jobs, lines=False, table=None)
         if as_json:

@@ -381,11 +381,21 @@ class Run:
             else None
         )
 
+        tenant_schemas: set[str] | None = None  # read on first use
+
         def include_name(name: str | None, type_: str, parent_names: t.Any) -> bool:
+            nonlocal tenant_schemas
             # our journals are not part of the application's schema: autogenerate
             # must neither see them nor propose to drop them
             if type_ == "table" and (journal.is_journal(name) or name == hidden):
                 return False
+            if type_ == "schema" and self.tenant is None and name is not None:
+                # NOTE: only asked with include_schemas=True: the tenants'
+                # schemas are theirs, not the application database's to drop
+                if tenant_schemas is None:
+                    tenant_schemas = _tenant_schemas()
+                if name in tenant_schemas:
+                    return False
             return user_filter is None or bool(user_filter(name, type_, parent_names))
 
         user_hooks = kwargs.get("on_version_apply") or ()
@@ -940,6 +950,21 @@ def environment(run: Run, *args: t.Any, **kwargs: t.Any) -> EnvironmentContext:
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+def _tenant_schemas() -> set[str]:
+    """The schemas of the application's schema tenants (none when it declares none)."""
+    function = state().migrate.tenants
+    if function is None:
+        return set()
+    try:
+        return {schema for tenant in function() if (schema := getattr(tenant, "schema", None))}
+    except Exception as exc:  # noqa: BLE001 - autogenerate goes on; the user is told
+        log.warning(
+            "Could not list the tenants to keep their schemas out of autogenerate: %s: %s",
+            type(exc).__name__, exc,
+        )
+        return set()
 
 
 @contextlib.contextmanager
