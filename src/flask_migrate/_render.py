@@ -132,6 +132,11 @@ def status(result: Status) -> list[str]:
                 )
         elif not db.has_journal:
             lines.append("  Journal:  empty (it starts with the next upgrade, downgrade or stamp)")
+        if db.last_run is not None and db.last_run.state == "failed":
+            lines.append(
+                f"  Last run: failed, {db.last_run.started_at:%Y-%m-%d %H:%M:%S} UTC"
+                + (f": {db.last_run.message}" if db.last_run.message else "")
+            )
         if db.problems:
             lines.append(f"  Problems ({len(db.problems)}):")
             for problem in db.problems:
@@ -355,8 +360,7 @@ def _tenant_state(result: TenantResult) -> str:
     codes = {p.code for p in db.problems}
     if codes & {"interrupted-run", "interrupted-step"}:
         return "interrupted"
-    last_run = next((e for e in db.recent if e.kind == "run"), None)
-    if last_run is not None and last_run.state == "failed":
+    if db.last_run is not None and db.last_run.state == "failed":
         return "failed"
     if db.problems:
         return "problem"
@@ -383,7 +387,7 @@ def tenants_status_dict(results: t.Sequence[TenantResult]) -> dict[str, t.Any]:
                 current=list(db.current), pending=len(db.pending),
                 problems=[{"code": p.code, "message": p.message, "fix": p.fix} for p in db.problems],
             )
-            last_run = next((e for e in db.recent if e.kind == "run"), None)
+            last_run = db.last_run
             if last_run is not None:
                 entry["last_run"] = {
                     "state": last_run.state, "started_at": last_run.started_at.isoformat(),

@@ -1009,6 +1009,9 @@ def status(
         else:
             for line in _render.tenants_status(results):
                 click.echo(line)
+        unreadable = [r for r in results if not r.ok]
+        if unreadable:
+            _exit_for_failures(unreadable)  # as plain status does for a database it cannot read
         if check and not _render.tenants_status_dict(results)["ok"]:
             raise click.exceptions.Exit(1)
         return

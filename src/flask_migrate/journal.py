@@ -361,6 +361,15 @@ def recent_steps(conn: Connection, table: sa.Table, limit: int = 10) -> list[Jou
     return _entries(rows)
 
 
+def last_run(conn: Connection, table: sa.Table) -> JournalEntry | None:
+    """The newest run of the journal (its state says whether it failed)."""
+    rows = conn.execute(
+        sa.select(table).where(table.c.kind == "run").order_by(table.c.id.desc()).limit(1)
+    )
+    entries = _entries(rows)
+    return entries[0] if entries else None
+
+
 @dataclass(frozen=True)
 class AppliedFile:
     """The file a revision was last applied from: its checksum and name."""

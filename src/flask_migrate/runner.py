@@ -463,7 +463,10 @@ class Run:
             return kwargs
         tenant = scope.tenant
         connection = kwargs.get("connection")
-        if self.targets:
+        # NOTE: a multi-database env.py names each database's run with an
+        # upgrade_token ("<bind>_upgrades"), and configures the next database
+        # only after the first one's run: refused at the first, before it runs
+        if self.targets or kwargs.get("upgrade_token", "upgrades") != "upgrades":
             raise MigrateError(
                 f"Tenant {tenant.name}: env.py configured more than one database. A tenant is "
                 "one database (or schema); give tenants a single-database history "
@@ -500,7 +503,7 @@ class Run:
         )
         return kwargs
 
-    def _enter_schema(self, target: Target, connection: Connection) -> None:
+    def _enter_schema(self, target: Target, connection: Connection, was_in_transaction: bool) -> None:
         """A schema tenant's run: create its schema (upgrade, stamp) and make it the default.
 
         ``search_path`` starts with the schema, for raw SQL. Runs that run
@@ -519,6 +522,11 @@ class Run:
         if not exists and self.plan is not None and self.plan.direction in ("upgrade", "stamp"):
             connection.execute(sa.text(f"CREATE SCHEMA {quoted}"))
             scope.created_schema = True
+            if not was_in_transaction:
+                # NOTE: committed on its own (under the lock): should the run
+                # fail, the schema stays, empty, to hold the journal's record
+                # of the failure that 'status --all-tenants' reports
+                connection.commit()
         elif not exists and self.env_kwargs.get("revision_context") is not None:
             raise MigrateError(
                 f"Tenant {scope.tenant.name}: schema {schema!r} does not exist. Run 'flask db "
@@ -558,7 +566,7 @@ class Run:
             self._releases.append(release)
         schema_tenant = self.tenant is not None and self.tenant.tenant.schema is not None
         if schema_tenant and (self.plan is None or context.as_sql) and connection is not None:
-            self._enter_schema(target, connection)
+            self._enter_schema(target, connection, was_in_transaction)
         if self.plan is None or connection is None or context.as_sql:
             return
         transactional = kwargs.get("transactional_ddl")
@@ -573,7 +581,7 @@ class Run:
             if self.lock.enabled:
                 self._lock(target, connection)
             if schema_tenant:
-                self._enter_schema(target, connection)
+                self._enter_schema(target, connection, was_in_transaction)
             self._preflight(target, connection)
             self._ddl_timeout(target, connection)
             _watch_autocommit(context, target, self._before_autocommit)

@@ -77,6 +77,8 @@ class DatabaseStatus:
     messages: dict[str, str | None] = field(default_factory=dict)
     #: Who holds the migration lock, when a migration is running right now.
     in_progress: str | None = None
+    #: The newest run in the journal (``state`` ``"failed"`` when it failed).
+    last_run: journal.JournalEntry | None = None
 
     @property
     def at_head(self) -> bool:
@@ -179,8 +181,10 @@ def _collect_one(
     entries: list[journal.JournalEntry] = []
     unfinished: list[journal.JournalEntry] = []
     applied: dict[str, journal.AppliedFile] = {}
+    last_run = None
     if has_journal:
         entries = journal.recent_steps(conn, journal_table, recent)
+        last_run = journal.last_run(conn, journal_table)
         unfinished = journal.unfinished(conn, journal_table)
         applied = journal.applied_checksums(conn, journal_table)
     dialect = conn.dialect.name
@@ -285,6 +289,7 @@ def _collect_one(
         problems=tuple(problems),
         has_journal=has_journal,
         in_progress=in_progress,
+        last_run=last_run,
         messages={
             rev: _first_line(sc.doc)
             for rev in (*current, *heads)
