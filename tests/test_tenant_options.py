@@ -96,3 +96,26 @@ def test_include_schemas_autogenerate_of_the_main_database_ignores_tenant_schema
     result = runner.invoke(args=["db", "check"])
     assert result.exit_code == 0, result.output
     assert "No new upgrade operations detected." in result.output
+
+
+def test_runs_for_many_tenants_leave_no_migration_context_alive(tmp_path: Path) -> None:
+    """Memory stays flat with the tenant count: nothing of a finished run stays reachable."""
+    import gc
+
+    from alembic.runtime.migration import MigrationContext
+
+    from flask_migrate import operations
+
+    migrations = tmp_path / "migrations"
+    app, _, _ = create_app(
+        f"sqlite:///{tmp_path / 'main.db'}", migrations,
+        tenants=lambda: [Tenant(f"t{i}", url=f"sqlite:///{tmp_path / f't{i}.db'}") for i in range(12)],
+    )
+    _init(app, migrations)
+    write_revision(migrations / "versions", "m1", None, CREATE_USER, "op.drop_table('user')")
+    with app.app_context():
+        results = operations.upgrade(tenants="all", jobs=1)
+    assert [r.outcome for r in results] == ["migrated"] * 12
+    gc.collect()
+    alive = [o for o in gc.get_objects() if isinstance(o, MigrationContext)]
+    assert alive == []

@@ -227,7 +227,10 @@ class DeferredVersions:
     """
 
     def __init__(self, context: MigrationContext, heads: t.Iterable[str]) -> None:
-        self.context = context
+        # NOTE: by weak reference: this object is the value of a weak-key
+        # dictionary keyed on the context, and a strong one would keep every
+        # run's context (and all it holds) alive as long as the process
+        self._context = weakref.ref(context)
         self.version: sa.Table = _alembic.version_table_of(context)
         #: what the version table holds, and what it will hold
         self.written = set(heads)
@@ -262,8 +265,9 @@ class DeferredVersions:
         """Write the version table's rows as the steps so far left them."""
         if self.heads == self.written:
             return
-        connection = self.context.connection
-        assert connection is not None
+        context = self._context()
+        assert context is not None and context.connection is not None
+        connection = context.connection
         gone = sorted(self.written - self.heads)
         new = sorted(self.heads - self.written)
         column = self.version.c.version_num

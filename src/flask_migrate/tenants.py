@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import pickle
+import random
 import selectors
 import signal
 import struct
@@ -234,6 +235,7 @@ class _Schedule:
         self.queue: collections.deque[int] = collections.deque(range(len(tenants)))
         self.aside: list[int] = []
         self.second_pass = False
+        self.spread = False
         self.fail_fast = fail_fast
         self.stopped = False
         self.on_result = on_result
@@ -261,6 +263,14 @@ class _Schedule:
     def finish(self, index: int, result: TenantResult) -> None:
         if result.outcome == BUSY:
             self.aside.append(index)
+            if not self.spread and self.queue:
+                # NOTE: another process is going through the same tenants,
+                # most likely in the same order: meeting it at every tenant
+                # would cost a try per tenant, and a check at the end. Going
+                # on from elsewhere shares the work. (Alone, an instance keeps
+                # the declared order: a canary tenant first stays first.)
+                self.spread = True
+                self.queue.rotate(-random.randrange(len(self.queue)))
             return
         self.done[index] = result
         if not result.ok:
