@@ -66,7 +66,8 @@ class LockHolder:
         if self.pid is not None:
             parts.append(f"pid {self.pid}")
         if self.host:
-            parts.append(f"on host {self.host}")
+            # "held by pid 12 on host web-1", or "held by a process on host web-1"
+            parts.append(f"on host {self.host}" if parts else f"a process on host {self.host}")
         if self.detail:
             parts.append(self.detail)
         if self.since is not None:

@@ -206,15 +206,16 @@ def _tenant_run(
         except LockTimeout as exc:
             if not wait and lock.enabled:
                 return TenantResult(tenant.name, tenants_.BUSY)
-            return _failed(tenant, scope, steps, began, exc)
+            return _failed(tenant, scope, steps, began, exc, waited=wait)
         except KeyboardInterrupt as exc:
             signal_name = str(exc) or "SIGINT"
             result = _failed(tenant, scope, steps, began, None, "interrupted",
                              f"interrupted by {signal_name}; what was in progress was rolled "
-                             "back where the database allows it, and its lock released")
+                             "back where the database allows it, and its lock released",
+                             waited=wait)
             raise tenants_.TenantInterrupted(result, signal_name) from None
         except Exception as exc:  # noqa: BLE001 - one tenant's failure is its result
-            return _failed(tenant, scope, steps, began, exc)
+            return _failed(tenant, scope, steps, began, exc, waited=wait)
         duration = time.perf_counter() - began
         before = scope.heads_before
         if mutating:
@@ -242,6 +243,7 @@ def _tenant_run(
 def _failed(
     tenant: Tenant, scope: tenancy.TenantScope, steps: list[Step], began: float,
     exc: BaseException | None, outcome: str = "failed", text: str | None = None,
+    waited: bool = False,
 ) -> TenantResult:
     if text is None:
         assert exc is not None
@@ -253,7 +255,7 @@ def _failed(
     after = _after(before, kept) if before is not None else None
     return TenantResult(
         tenant.name, outcome, before, after, kept,
-        time.perf_counter() - began, _tenant_message(tenant, scrub(text, secrets)),
+        time.perf_counter() - began, _tenant_message(tenant, scrub(text, secrets)), waited=waited,
     )
 
 

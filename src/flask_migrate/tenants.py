@@ -520,7 +520,7 @@ class _Forked:
                     )
                 worker.busy = None
                 if got not in self.schedule.done:
-                    self.schedule.done[got] = result
+                    self.schedule.finish(got, result)  # its line, as for the others
         finally:
             signal.signal(signal.SIGINT, previous)
 
