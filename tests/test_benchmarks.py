@@ -68,3 +68,30 @@ def test_quick_benchmark_run_writes_every_scenario(tmp_path: Path) -> None:
     for key, target in data["targets"].items():
         assert target["value"] is not None, key
     assert {"ours", "original"} <= set(data["versions"])
+
+
+TENANTS = RUN.parent / "bench_tenants.py"
+
+
+@pytest.mark.benchmarks
+@pytest.mark.xdist_group("heavy")
+def test_quick_tenant_benchmark_checks_every_tenant_once(tmp_path: Path) -> None:
+    """`benchmarks/bench_tenants.py --quick` exits 0 with every section of issue 12's report.
+
+    It exits 1 when an instance of its concurrent-instances run failed, or a
+    tenant was not migrated exactly once; no timing is asserted.
+    """
+    argv = [sys.executable, str(TENANTS), "--quick", "--report", str(tmp_path / "tenants.md")]
+    if IN_CI or server_problem("postgresql") is None:
+        require_server("postgresql")
+        argv += ["--pg-url", SERVER_URLS["postgresql"]]
+    else:
+        argv += ["--no-pg"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FM_BENCH_")}
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = (tmp_path / "tenants.md").read_text()
+    assert "per tenant" in report
+    if "--pg-url" in argv:
+        assert "Tenants migrated exactly once" in report
+        assert "**PASS**" in report

@@ -983,7 +983,7 @@ def test_renamed_and_deleted_applied_revisions_are_detected(project: Project) ->
 WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
 DATABASE_KEYS = {
     "bind", "database", "current", "heads", "pending", "recent", "changed_files",
-    "problems", "has_journal", "messages", "in_progress", "at_head",
+    "problems", "has_journal", "messages", "in_progress", "last_run", "at_head",
 }
 ENTRY_KEYS = {
     "id", "run_id", "kind", "direction", "revision", "state", "checksum", "filename",
