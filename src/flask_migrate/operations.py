@@ -184,7 +184,12 @@ def _for_tenants(
         for engine in runner._app_engines():
             engine.dispose()  # no connection shared with the workers
 
-    with _alembic_info_hushed():
+    # NOTE: the heap (application, revision files) is frozen once for all the
+    # tenants, not once per tenant's run: frozen per run, what each run left
+    # to the cycle collector would be frozen again during the next run, and
+    # never collected (measured: +0.35 MB per tenant). Frozen before the
+    # workers fork, it also spares their copy-on-write pages.
+    with _alembic_info_hushed(), runner.frozen_heap():
         return tenants_.run(
             chosen, work, jobs=jobs, fail_fast=fail_fast, on_result=on_tenant,
             before_fork=load_revisions,

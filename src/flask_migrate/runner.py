@@ -351,7 +351,7 @@ class Run:
             if mutating:
                 stack.enter_context(atomic_sqlite())
             stack.enter_context(_speedups.batch_reflection())
-            stack.enter_context(_frozen_heap())
+            stack.enter_context(frozen_heap())
             stack.enter_context(migrate_state.run_configure_args())
             env = environment(self, self.config, self.script, fn=self._fn, **self.env_kwargs)
             try:
@@ -976,7 +976,7 @@ def _tenant_schemas() -> set[str]:
 
 
 @contextlib.contextmanager
-def _frozen_heap() -> t.Iterator[None]:
+def frozen_heap() -> t.Iterator[None]:
     """Keep the garbage collector off what exists before the run (``gc.freeze()``).
 
     NOTE: a run allocates millions of short-lived objects (SQL constructs,
