@@ -282,7 +282,8 @@ def tenant_line(progress: Progress) -> str:
     width = len(str(progress.total))
     head = f"[{progress.done:>{width}}/{progress.total}] {result.tenant}: {result.outcome}"
     if result.error:
-        return f"{head}: {result.error}"
+        error = result.error.removeprefix(f"Tenant {result.tenant}: ")
+        return f"{head}: {error}"
     if result.steps or result.before != result.after:
         count = len(result.steps)
         moved = f" {_revisions(result.before)} -> {_revisions(result.after)}"

@@ -549,10 +549,13 @@ class Run:
         connection = kwargs.get("connection")
         if self.guard is not None:
             self.guard(connection)
+        database = _label(connection, kwargs.get("url"), context.dialect.name)
+        if self.tenant is not None and self.tenant.tenant.schema is not None:
+            database += f" (schema {self.tenant.tenant.schema})"
         target = Target(
             context=context,
             connection=connection,
-            database=_label(connection, kwargs.get("url"), context.dialect.name),
+            database=database,
             version_table=kwargs.get("version_table") or "alembic_version",
             version_table_schema=kwargs.get("version_table_schema"),
             metadata=kwargs.get("target_metadata"),
