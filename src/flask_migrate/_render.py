@@ -135,7 +135,7 @@ def status(result: Status) -> list[str]:
         if db.last_run is not None and db.last_run.state == "failed":
             lines.append(
                 f"  Last run: failed, {db.last_run.started_at:%Y-%m-%d %H:%M:%S} UTC"
-                + (f": {db.last_run.message}" if db.last_run.message else "")
+                + (f": {db.last_run.message.splitlines()[0]}" if db.last_run.message else "")
             )
         if db.problems:
             lines.append(f"  Problems ({len(db.problems)}):")
@@ -446,7 +446,8 @@ def tenants_status(results: t.Sequence[TenantResult]) -> list[str]:
             if state == "behind":
                 detail = f"at {where}, {entry['pending']} pending"
             elif state in ("failed",) and "last_run" in entry:
-                detail = f"at {where}; last run {entry['last_run']['started_at'][:19]}: {entry['last_run']['message'] or 'failed'}"
+                message = (entry["last_run"]["message"] or "failed").splitlines()[0]
+                detail = f"at {where}; last run {entry['last_run']['started_at'][:19]}: {message}"
             elif entry.get("problems"):
                 detail = f"at {where}; " + "; ".join(p["message"] for p in entry["problems"])
             else:

@@ -225,7 +225,10 @@ def _failed_database(exc: BaseException, engines: list[t.Any]) -> str | None:
     if scope is not None and scope.tenant.url is not None:
         return scope.tenant.safe_url  # not the application's database
     if len(engines) == 1:
-        return t.cast(str, engines[0].url.render_as_string(hide_password=True))
+        label = t.cast(str, engines[0].url.render_as_string(hide_password=True))
+        if scope is not None and scope.tenant.schema is not None:
+            label += f" (schema {scope.tenant.schema})"
+        return label
     return None
 
 
