@@ -260,9 +260,11 @@ def _exit_for_failures(results: t.Sequence[t.Any]) -> None:
     for result in failed:
         click.echo(f"Error: {' '.join((result.error or result.outcome).split())}", err=True)
     if skipped:
+        # --fail-fast, or (rarely) every worker process died
+        why = "--fail-fast" if failed else "the worker processes exited unexpectedly"
         click.echo(
             f"Error: {len(skipped)} tenant{'s' if len(skipped) != 1 else ''} not started "
-            "(--fail-fast).", err=True,
+            f"({why}).", err=True,
         )
     if failed or skipped:
         raise click.exceptions.Exit(1)

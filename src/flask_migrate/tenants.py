@@ -467,8 +467,16 @@ class _Forked:
             if chosen is None:
                 return
             index, wait = chosen
+            try:
+                _send(worker.tasks, (index, wait))
+            except OSError:
+                # the worker is gone (killed); its tenant goes to another one
+                worker.alive = False
+                self.schedule.queue.appendleft(index)
+                if not any(w.alive for w in self.workers):
+                    self.schedule.stopped = True
+                continue
             worker.busy, worker.first_pass = index, not wait
-            _send(worker.tasks, (index, wait))
 
     def _collect(self, worker: _Worker, selector: selectors.BaseSelector) -> None:
         index = worker.busy
