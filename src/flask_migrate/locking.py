@@ -309,10 +309,12 @@ class MySQLLock(MigrationLock):
                 raise LockTimeout(self.label, timeout, holder)
             if on_wait is not None:
                 on_wait(self.label, holder)
-            got = conn.execute(
-                sa.text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": timeout}
-            ).scalar()
-            if got != 1:
+            # NOTE: polled, not one GET_LOCK(name, timeout): Ctrl-C cannot stop
+            # a statement PyMySQL waits on, and the server would go on waiting
+            # for the lock, take it for the vanished client, and hold it until
+            # it noticed the client was gone
+            statement = sa.text("SELECT GET_LOCK(:n, 0)")
+            if not _wait(lambda: conn.execute(statement, {"n": name}).scalar() == 1, timeout):
                 raise LockTimeout(self.label, timeout, self._holder(conn, name))
 
     def release_dbapi(self, dbapi_conn: t.Any) -> None:
