@@ -61,6 +61,6 @@ echo "== docs"
 "$venv/bin/sphinx-build" -W --keep-going -q -b html docs docs/_build/html
 workers=${PYTEST_WORKERS:-2}
 echo "== pytest ($workers workers)"
-PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest -n "$workers" --dist loadgroup "$@"
+PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest -n "$workers" --dist loadgroup --durations=15 "$@"
 echo "== pytest -m smoke, on the oldest supported versions ($oldest)"
 PATH="$oldest/bin:$PATH" "$oldest/bin/python" -m pytest -m smoke -q -n "$workers" --dist loadgroup
